@@ -1,0 +1,77 @@
+"""``apply``: the only code that changes an instance's status, and the transition log's only writer.
+
+The status update is conditional on the status the caller read (compare-and-set), so two
+racing transactions cannot both move the same instance: the loser gets
+:class:`~controller.states.IllegalTransition` and its transaction rolls back.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session
+
+from controller.states import BOUND, Event, IllegalTransition, Status, next_status
+from controller.tables import Instance, Transition
+
+
+def apply(
+    session: Session,
+    instance: Instance,
+    event: Event,
+    *,
+    now_us: int,
+    reason: str = "",
+    request_id: str | None = None,
+) -> Transition:
+    """Move ``instance`` by ``event`` per the table, write the row, append the log entry."""
+    current = Status(instance.status) if instance.status else None
+    target = next_status(current, event)
+    values = _row_values(instance, target, now_us)
+    if current is None:
+        for key, value in values.items():
+            setattr(instance, key, value)
+        session.add(instance)
+    else:
+        _compare_and_set(session, instance, current, event, values)
+    row = Transition(
+        instance_id=instance.id,
+        account_id=instance.account_id,
+        instance_type=instance.instance_type,
+        from_status=current.value if current else None,
+        to_status=target.value,
+        event=event.value,
+        reason=reason[:512],
+        at_us=now_us,
+        request_id=request_id,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _row_values(instance: Instance, target: Status, now_us: int) -> dict[str, object]:
+    values: dict[str, object] = {"status": target.value, "status_since_us": now_us}
+    if target not in BOUND:  # a binding exists only while Attaching, InUse or Detaching
+        values["client_instance_id"] = None
+        values["attachment_id"] = None
+    if target is Status.AVAILABLE and instance.started_us is None:
+        values["started_us"] = now_us
+    if target is Status.RELEASED:
+        values.update(released_us=now_us, slice_id=None)
+    return values
+
+
+def _compare_and_set(
+    session: Session, instance: Instance, current: Status, event: Event, values: dict[str, object]
+) -> None:
+    result = session.execute(
+        update(Instance)
+        .where(Instance.id == instance.id, Instance.status == current.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise IllegalTransition(current, event)
+    for key, value in values.items():  # the row is written; keep the ORM from writing it again
+        set_committed_value(instance, key, value)

@@ -1,0 +1,153 @@
+"""Typed settings of the controller: environment (prefix ``EAIS_``), an optional TOML file, defaults.
+
+Precedence: constructor arguments (CLI flags) > environment > TOML file > defaults.
+Nested values use ``__`` in the environment (``EAIS_LIFECYCLE__ATTACHING_DEADLINE_S=30``).
+Every timing lives in :class:`LifecycleSettings`; tests set them to what they need.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class InstanceTypeSpec(BaseModel):
+    """One row of the instance-type table (product-rules.md §2) plus its price."""
+
+    fp32_tflops: float
+    fp16_tflops: float
+    accelerator_memory_gb: int
+    price_per_hour: Decimal = Field(description="CNY per hour in a billed state")
+
+
+class RegionSpec(BaseModel):
+    region_id: str
+    local_name: str
+    endpoint: str = ""
+    zones: list[str] = Field(default_factory=list)
+
+
+def _default_types() -> dict[str, InstanceTypeSpec]:
+    rows = {
+        "eais.ei-a6.4xlarge": (16, 128, 32, "12.00"),
+        "eais.ei-a6.2xlarge": (8, 64, 16, "6.00"),
+        "eais.ei-a6.xlarge": (4, 32, 8, "3.00"),
+        "eais.ei-a6.large": (2, 16, 4, "1.50"),
+        "eais.ei-a6.medium": (1, 8, 2, "0.75"),
+    }
+    return {
+        name: InstanceTypeSpec(fp32_tflops=a, fp16_tflops=b, accelerator_memory_gb=m, price_per_hour=Decimal(p))
+        for name, (a, b, m, p) in rows.items()
+    }
+
+
+def _zones(region: str, count: int) -> list[str]:
+    return [f"{region}-{chr(ord('a') + i)}" for i in range(count)]
+
+
+def _default_regions() -> list[RegionSpec]:
+    rows = [
+        ("cn-beijing", "华北2（北京）", 8),
+        ("cn-hangzhou", "华东1（杭州）", 8),
+        ("cn-shanghai", "华东2（上海）", 7),
+        ("cn-shenzhen", "华南1（深圳）", 5),
+        ("cn-chengdu", "西南1（成都）", 2),
+    ]
+    return [
+        RegionSpec(region_id=r, local_name=n, endpoint=f"eais.{r}.aliyuncs.com", zones=_zones(r, z))
+        for r, n, z in rows
+    ]
+
+
+class LifecycleSettings(BaseModel):
+    """Deadlines of transitional states and agent heartbeats, in seconds."""
+
+    pending_deadline_s: float = 120.0
+    starting_deadline_s: float = 600.0
+    attaching_deadline_s: float = 120.0
+    detaching_deadline_s: float = 120.0
+    heartbeat_interval_s: float = 10.0
+    heartbeat_jitter_s: float = 2.0
+    heartbeat_grace_s: float = 30.0  # a node silent for interval+grace is lost
+    reconcile_interval_s: float = 2.0
+    billing_interval_s: float = 60.0
+
+
+class ApiSettings(BaseModel):
+    signature_window_s: float = 900.0  # ±15 minutes, as the real service
+    max_body_bytes: int = 64 * 1024
+    max_query_bytes: int = 32 * 1024
+    host_id: str = "eais.local"
+
+
+class AccountRules(BaseModel):
+    min_balance_to_create: Decimal = Decimal("100")
+    client_min_vcpu: int = 1
+    client_min_memory_mib: int = 2048
+
+
+class ControllerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EAIS_", env_nested_delimiter="__", extra="ignore")
+
+    db_url: str = Field(default="sqlite:///eais-controller.db", description="SQLAlchemy URL; sqlite or postgresql")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    state_dir: Path = Field(default=Path(".eais"), description="where generated keys are kept (0600)")
+    master_key: str | None = Field(default=None, description="Fernet key encrypting AccessKey secrets")
+    admin_token: str | None = Field(default=None, description="bearer token of the admin REST API")
+    node_token: str | None = Field(default=None, description="token node agents register with")
+    regions: list[RegionSpec] = Field(default_factory=_default_regions)
+    instance_types: dict[str, InstanceTypeSpec] = Field(default_factory=_default_types)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    accounts: AccountRules = Field(default_factory=AccountRules)
+
+    @field_validator("master_key", "admin_token", "node_token")
+    @classmethod
+    def _refuse_placeholders(cls, value: str | None) -> str | None:
+        if value is not None and value.strip().lower() in _PLACEHOLDERS:
+            raise ValueError(f"{value!r} is a placeholder, not a secret: set a real one or leave it unset")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # toml_file is only set on the subclass load_settings makes for --config.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def region(self, region_id: str) -> RegionSpec | None:
+        return next((r for r in self.regions if r.region_id == region_id), None)
+
+
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "xxx", "todo", "placeholder"}
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> ControllerSettings:
+    """Load settings once; ``config_file`` is the ``--config`` TOML file."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+    settings_class = ControllerSettings
+    if config_file is not None:
+        settings_class = type(
+            "ControllerSettingsFromFile",
+            (ControllerSettings,),
+            {"model_config": SettingsConfigDict(**{**ControllerSettings.model_config, "toml_file": config_file})},
+        )
+    return settings_class(**{k: v for k, v in overrides.items() if v is not None})
