@@ -1,0 +1,117 @@
+"""Accounts and their AccessKeys: creation, secret lookup, and the nonce memory of signed calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from controller.context import ControllerContext
+from controller.errors import AccessKeyInactive, AccessKeyNotFound, InvalidParameter
+from controller.ids import new_access_key_id, new_account_id, new_secret
+from controller.money import to_micro
+from controller.tables import AccessKey, Account, SeenNonce
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    account_id: str
+    access_key_id: str
+    access_key_secret: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "AccountId": self.account_id,
+            "AccessKeyId": self.access_key_id,
+            "AccessKeySecret": self.access_key_secret,
+        }
+
+
+def create_account(
+    ctx: ControllerContext, name: str, *, balance: Decimal = Decimal(0), real_name_verified: bool = False
+) -> NewAccount:
+    """Create an account with one AccessKey. The secret is shown here once and stored sealed."""
+    now = ctx.clock.now_us()
+    account = Account(
+        id=new_account_id(), name=name, balance_micro=to_micro(balance),
+        real_name_verified=real_name_verified, created_us=now,
+    )
+    key_id, secret = new_access_key_id(), new_secret()
+    try:
+        with ctx.db.write() as session:
+            session.add(account)
+            session.flush()
+            session.add(AccessKey(access_key_id=key_id, account_id=account.id,
+                                  secret_ciphertext=ctx.box.seal(secret), created_us=now))
+    except IntegrityError:
+        raise InvalidParameter(f"An account named {name!r} already exists; choose another name.", detail="Name") from None
+    return NewAccount(account.id, key_id, secret)
+
+
+def create_access_key(ctx: ControllerContext, account_id: str) -> NewAccount:
+    key_id, secret = new_access_key_id(), new_secret()
+    with ctx.db.write() as session:
+        if session.get(Account, account_id) is None:
+            raise InvalidParameter(f"No account {account_id!r}.", detail="AccountId")
+        session.add(AccessKey(access_key_id=key_id, account_id=account_id,
+                              secret_ciphertext=ctx.box.seal(secret), created_us=ctx.clock.now_us()))
+    return NewAccount(account_id, key_id, secret)
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    account_id: str
+    secret: str
+
+
+class KeyRing:
+    """AccessKey lookups; decrypted secrets are cached in memory (keys are never edited, only disabled)."""
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        self._ctx = ctx
+        self._cache: dict[str, KeyOwner] = {}
+
+    def owner(self, access_key_id: str) -> KeyOwner:
+        cached = self._cache.get(access_key_id)
+        if cached is not None:
+            return cached
+        with self._ctx.db.read() as session:
+            key = session.get(AccessKey, access_key_id)
+        if key is None:
+            raise AccessKeyNotFound("Specified access key is not found; check the AccessKeyId you sign with.")
+        if not key.enabled:
+            raise AccessKeyInactive("Specified access key is disabled; ask the operator for an active key.")
+        owner = KeyOwner(key.account_id, self._ctx.box.open(key.secret_ciphertext))
+        self._cache[access_key_id] = owner
+        return owner
+
+    def secret(self, access_key_id: str) -> str:
+        return self.owner(access_key_id).secret
+
+    def forget(self, access_key_id: str) -> None:
+        self._cache.pop(access_key_id, None)
+
+
+def remember_nonce(ctx: ControllerContext, access_key_id: str, nonce: str, seen_us: int) -> bool:
+    """Record a nonce; False when it was already used (the primary key refuses the second insert)."""
+    try:
+        with ctx.db.write() as session:
+            session.add(SeenNonce(access_key_id=access_key_id, nonce=nonce, seen_us=seen_us))
+    except IntegrityError:
+        return False
+    return True
+
+
+def forget_nonces_before(ctx: ControllerContext, cutoff_us: int) -> int:
+    """Drop nonces older than the signature window: a request that old is refused by its timestamp."""
+    with ctx.db.write() as session:
+        result = session.execute(delete(SeenNonce).where(SeenNonce.seen_us < cutoff_us))
+    return result.rowcount or 0
+
+
+def list_accounts(ctx: ControllerContext) -> list[Account]:
+    with ctx.db.read() as session:
+        return list(session.exec(select(Account).order_by(Account.created_us)).all())
