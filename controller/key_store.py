@@ -55,19 +55,19 @@ def _read_or_create(path: Path, make: callable) -> str:  # type: ignore[valid-ty
 def master_key(settings: ControllerSettings) -> str:
     if settings.master_key:
         return settings.master_key
-    return _read_or_create(settings.state_dir / "master.key", lambda: Fernet.generate_key().decode())
+    return _read_or_create(settings.resolved_state_dir() / "master.key", lambda: Fernet.generate_key().decode())
 
 
 def admin_token(settings: ControllerSettings) -> str:
     if settings.admin_token:
         return settings.admin_token
-    return _read_or_create(settings.state_dir / "admin.token", lambda: secrets.token_urlsafe(32))
+    return _read_or_create(settings.resolved_state_dir() / "admin.token", lambda: secrets.token_urlsafe(32))
 
 
 def node_token(settings: ControllerSettings) -> str:
     if settings.node_token:
         return settings.node_token
-    return _read_or_create(settings.state_dir / "node.token", lambda: secrets.token_urlsafe(32))
+    return _read_or_create(settings.resolved_state_dir() / "node.token", lambda: secrets.token_urlsafe(32))
 
 
 def secret_box(settings: ControllerSettings) -> SecretBox:

@@ -80,6 +80,7 @@ class LifecycleSettings(BaseModel):
     heartbeat_grace_s: float = 30.0  # a node silent for interval+grace is lost
     reconcile_interval_s: float = 2.0
     billing_interval_s: float = 60.0
+    billing_settle_s: float = 30.0  # an hour is closed this long after it ends, so late commits land in it
 
 
 class ApiSettings(BaseModel):
@@ -103,7 +104,10 @@ class ControllerSettings(BaseSettings):
     api_port: int = 8080
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
-    state_dir: Path = Field(default=Path(".eais"), description="where generated keys are kept (0600)")
+    state_dir: Path | None = Field(
+        default=None,
+        description="where generated keys are kept (0600); default: .eais beside a SQLite file, else ~/.local/state/eais",
+    )
     master_key: str | None = Field(default=None, description="Fernet key encrypting AccessKey secrets")
     admin_token: str | None = Field(default=None, description="bearer token of the admin REST API")
     node_token: str | None = Field(default=None, description="token node agents register with")
@@ -131,6 +135,13 @@ class ControllerSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # toml_file is only set on the subclass load_settings makes for --config.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def resolved_state_dir(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        if self.db_url.startswith("sqlite") and ":memory:" not in self.db_url:
+            return Path(self.db_url.split("///", 1)[-1]).expanduser().parent / ".eais"
+        return Path.home() / ".local" / "state" / "eais"
 
     def region(self, region_id: str) -> RegionSpec | None:
         return next((r for r in self.regions if r.region_id == region_id), None)

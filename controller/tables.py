@@ -136,8 +136,9 @@ class Transition(SQLModel, table=True):
     """Append-only log of every status change; billing is a pure function of it."""
 
     __tablename__ = "transitions"
+    __table_args__ = (Index("ix_transitions_instance_at", "instance_id", "at_us", "id"),)
     id: int | None = Field(default=None, primary_key=True, sa_type=LogId)
-    instance_id: str = Field(index=True, max_length=40)
+    instance_id: str = Field(max_length=40)
     account_id: str = Field(index=True, max_length=40)
     instance_type: str = Field(max_length=64)
     from_status: str | None = Field(default=None, max_length=16)

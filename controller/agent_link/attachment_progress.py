@@ -1,0 +1,76 @@
+"""How an attachment moves forward, shared by the report handlers and heartbeat expiry.
+
+The two ends of an attachment leave their marks on its row:
+- ``node_ready_us`` / ``vm_ready_us``: set when that end reports ready (worker ready, channel
+  proven). While Detaching, each is cleared again when that end reports it has let go (memory
+  free, channel closed); only ``attach_ready`` can reach InUse, and it needs both set, so a
+  cleared mark during Detaching always means "this end is done".
+- ``ended_us`` / ``end_reason``: set once, when the binding ends (failed, detached, node lost).
+Instances move only through ``controller.lifecycle.apply``.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from controller.lifecycle import apply
+from controller.states import Event, Status
+from controller.tables import Attachment, Instance, Transition
+
+
+def current_attachment(session: Session, instance: Instance) -> Attachment | None:
+    """The attachment the instance is bound by now, or None."""
+    if not instance.attachment_id:
+        return None
+    attachment = session.get(Attachment, instance.attachment_id)
+    if attachment is None or attachment.instance_id != instance.id or attachment.ended_us is not None:
+        return None
+    return attachment
+
+
+def end_attachment(session: Session, attachment: Attachment, now_us: int, reason: str) -> None:
+    if attachment.ended_us is None:
+        attachment.ended_us = now_us
+        attachment.end_reason = reason[:256]
+        session.add(attachment)
+
+
+def attach_ready_if_both_ends_ready(
+    session: Session, instance: Instance, attachment: Attachment, now_us: int
+) -> list[Transition]:
+    """Attaching -> InUse once the node's worker and the VM's channel are both ready."""
+    if instance.status != Status.ATTACHING or instance.attachment_id != attachment.id:
+        return []
+    if attachment.node_ready_us is None or attachment.vm_ready_us is None:
+        return []
+    reason = (
+        f"node {attachment.node_id} reported the worker ready and VM {attachment.client_instance_id} "
+        f"proved the channel for attachment {attachment.id}"
+    )
+    return [apply(session, instance, Event.ATTACH_READY, now_us=now_us, reason=reason)]
+
+
+def fail_attach(
+    session: Session, instance: Instance, attachment: Attachment, now_us: int, reason: str
+) -> list[Transition]:
+    """Attaching -> Available, ending the attachment with ``reason``."""
+    if instance.status != Status.ATTACHING or instance.attachment_id != attachment.id:
+        return []
+    end_attachment(session, attachment, now_us, reason)
+    return [apply(session, instance, Event.ATTACH_FAILED, now_us=now_us, reason=reason)]
+
+
+def detach_done_if_both_ends_let_go(
+    session: Session, instance: Instance, attachment: Attachment, now_us: int, *, vm_online: bool, cause: str
+) -> list[Transition]:
+    """Detaching -> Available once the node freed the memory and the VM closed (or is offline)."""
+    if instance.status != Status.DETACHING or instance.attachment_id != attachment.id:
+        return []
+    if attachment.node_ready_us is not None:
+        return []  # the node has not confirmed the memory free: never hand the slice out before
+    if attachment.vm_ready_us is not None and vm_online:
+        return []
+    vm_part = "the VM closed its channel" if attachment.vm_ready_us is None else "the VM is offline"
+    reason = f"{cause}; node {attachment.node_id} confirmed the memory free and {vm_part} (attachment {attachment.id})"
+    end_attachment(session, attachment, now_us, f"detached: {reason}")
+    return [apply(session, instance, Event.DETACH_DONE, now_us=now_us, reason=reason)]

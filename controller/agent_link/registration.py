@@ -1,0 +1,102 @@
+"""Register: upsert a node and its slices, or a VM as a client instance of an account.
+
+Registering again (agent restart, lost session) updates in place and hands out a new session
+token; the old one stops working. A slice that has an instance assigned is never touched by a
+registration; unassigned slices the node no longer offers are removed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from controller.agent_link.heartbeats import next_heartbeat_deadline_us
+from controller.agent_link.registration_rules import NodeInfo, SliceOfferInfo, VmInfo, check_node, check_vm
+from controller.agent_link.sessions import AgentKind, new_session_token, session_token_hash
+from controller.context import ControllerContext
+from controller.errors import NoPermission
+from controller.tables import ClientInstance, Node, Slice
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What Register returns: the session and the first heartbeat deadline."""
+
+    kind: AgentKind
+    agent_id: str
+    session_token: str
+    heartbeat_deadline_us: int
+
+
+def slice_id_for(node_id: str, local_id: str) -> str:
+    return f"{node_id}/{local_id}"
+
+
+def register_node(ctx: ControllerContext, info: NodeInfo, *, rng: random.Random | None = None) -> Registration:
+    """Upsert the node (online, new session) and its slices; the caller checked the node token."""
+    check_node(ctx.settings, info)
+    now = ctx.clock.now_us()
+    token = new_session_token(AgentKind.NODE)
+    deadline = next_heartbeat_deadline_us(ctx.settings.lifecycle, now, rng)
+    with ctx.db.write() as session:
+        node = session.get(Node, info.node_id) or Node(id=info.node_id, registered_us=now)
+        node.sqlmodel_update(
+            {
+                "region_id": info.region_id, "zone_id": info.zone_id, "hostname": info.hostname,
+                "gateway_address": info.gateway_address, "backend": info.backend,
+                "accelerator_model": info.accelerator_model, "tf_version": info.tf_version, "online": True,
+                "session_token_hash": session_token_hash(token), "heartbeat_deadline_us": deadline,
+                "last_seen_us": now,
+            }
+        )
+        session.add(node)
+        session.flush()  # the node row must exist before slices reference it
+        _sync_slices(session, info.node_id, info.slices)
+    return Registration(AgentKind.NODE, info.node_id, token, deadline)
+
+
+def _sync_slices(session: Session, node_id: str, offers: tuple[SliceOfferInfo, ...]) -> None:
+    existing = {row.id: row for row in session.exec(select(Slice).where(Slice.node_id == node_id)).all()}
+    offered = {slice_id_for(node_id, offer.local_id): offer for offer in offers}
+    for slice_id, offer in offered.items():
+        row = existing.get(slice_id)
+        if row is None:
+            row = Slice(id=slice_id, node_id=node_id, instance_type=offer.instance_type)
+        elif row.instance_id is not None:
+            continue  # an assigned slice keeps its shape until its instance is gone
+        row.instance_type, row.gpu_index, row.memory_mib = offer.instance_type, offer.gpu_index, offer.memory_mib
+        session.add(row)
+    for slice_id, row in existing.items():
+        if slice_id not in offered and row.instance_id is None:
+            session.delete(row)
+
+
+def register_vm(
+    ctx: ControllerContext, info: VmInfo, account_id: str, *, rng: random.Random | None = None
+) -> Registration:
+    """Upsert the VM as a client instance of ``account_id`` (the account whose AccessKey signed)."""
+    check_vm(ctx.settings, info)
+    now = ctx.clock.now_us()
+    token = new_session_token(AgentKind.VM)
+    deadline = next_heartbeat_deadline_us(ctx.settings.lifecycle, now, rng)
+    with ctx.db.write() as session:
+        vm = session.get(ClientInstance, info.client_instance_id)
+        if vm is not None and vm.account_id != account_id:
+            raise NoPermission(
+                f"Client instance {info.client_instance_id} is registered to another account; "
+                "sign with an AccessKey of the account that owns this VM."
+            )
+        vm = vm or ClientInstance(id=info.client_instance_id, account_id=account_id, registered_us=now)
+        vm.sqlmodel_update(
+            {
+                "region_id": info.region_id, "zone_id": info.zone_id, "vpc_id": info.vpc_id,
+                "vswitch_id": info.vswitch_id, "kind": info.kind, "name": info.name,
+                "instance_type": info.instance_type, "vcpu": info.vcpu, "memory_mib": info.memory_mib,
+                "tf_endpoint": info.tf_endpoint, "online": True, "session_token_hash": session_token_hash(token),
+                "heartbeat_deadline_us": deadline, "last_seen_us": now,
+            }
+        )
+        session.add(vm)
+    return Registration(AgentKind.VM, info.client_instance_id, token, deadline)

@@ -1,0 +1,21 @@
+"""The controller's HTTP application: EAIS RPC on ``/``, admin REST under ``/admin``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from controller.api.admin_app import create_admin_app
+from controller.api.rpc_app import mount_rpc
+from controller.context import ControllerContext
+
+
+def create_app(ctx: ControllerContext) -> FastAPI:
+    app = FastAPI(title="eais controller", docs_url=None, redoc_url=None, openapi_url=None)
+    mount_rpc(app, ctx)
+    app.mount("/admin", create_admin_app(ctx))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

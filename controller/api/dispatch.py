@@ -1,0 +1,46 @@
+"""Which action runs which handler; actions of the API this server does not implement yet."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from controller.api import instance_actions as inst
+from controller.api import tag_actions as tags
+from controller.api.action_call import ActionCall
+from controller.errors import UnknownAction, UnsupportedAction
+
+Handler = Callable[[ActionCall], dict[str, Any]]
+
+HANDLERS: dict[str, Handler] = {
+    "DescribeRegions": inst.describe_regions,
+    "CreateEai": inst.create_eai,
+    "DescribeEais": inst.describe_eais,
+    "AttachEai": inst.attach_eai,
+    "DetachEai": inst.detach_eai,
+    "DeleteEai": inst.delete_eai,
+    "DeleteEaiAll": inst.delete_eai_all,
+    "TagResources": tags.tag_resources_action,
+    "UntagResources": tags.untag_resources_action,
+    "ListTagResources": tags.list_tag_resources_action,
+    "ChangeResourceGroup": tags.change_resource_group_action,
+}
+
+# Part of EAIS 2019-06-24, answered with UnsupportedOperation (listed in the README).
+NOT_YET_SUPPORTED: frozenset[str] = frozenset({
+    "CreateEaiEcs", "CreateEaiEci", "CreateEaiJupyter", "CreateEaiAll",
+    "CreateEaisEi", "AttachEaisEi", "DetachEaisEi", "DeleteEaisEi", "StartEaisEi", "StopEaisEi",
+    "StartEaiJupyter", "StopEaiJupyter", "GetInstanceMetrics",
+})
+
+
+def handler_for(action: str) -> Handler:
+    handler = HANDLERS.get(action)
+    if handler is not None:
+        return handler
+    if action in NOT_YET_SUPPORTED:
+        raise UnsupportedAction(
+            f"{action} is part of the EAIS 2019-06-24 API but this server does not support it yet; "
+            f"supported actions: {', '.join(sorted(HANDLERS))}."
+        )
+    raise UnknownAction(f"Specified api {action[:64]!r} is not found; check the Action name (EAIS 2019-06-24).")

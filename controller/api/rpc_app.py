@@ -1,0 +1,88 @@
+"""The EAIS RPC endpoint (``GET|POST /``): size limits, authentication, dispatch, error bodies.
+
+Handlers run in the thread pool (they block on the database); nothing here knows a rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from controller.accounts import KeyRing, remember_nonce
+from controller.api.action_call import ActionCall
+from controller.api.caller_auth import authenticate
+from controller.api.dispatch import handler_for
+from controller.api.render import error_json
+from controller.api.rpc_request import RpcRequest, headers_from_raw, parse_query
+from controller.clock import to_datetime
+from controller.context import ControllerContext
+from controller.errors import EaisError, InternalError, RequestTooLarge
+from controller.ids import new_request_id
+
+log = logging.getLogger("eais.api")
+
+
+class RpcEndpoint:
+    def __init__(self, ctx: ControllerContext) -> None:
+        self.ctx = ctx
+        self.keys = KeyRing(ctx)
+        self.window = timedelta(seconds=ctx.settings.api.signature_window_s)
+
+    async def __call__(self, request: Request) -> JSONResponse:
+        request_id = new_request_id()
+        try:
+            body = await self._read_body(request)
+            rpc = RpcRequest(
+                method=request.method, path=request.url.path,
+                query=parse_query(request.scope.get("query_string", b"")),
+                headers=headers_from_raw(request.scope["headers"]), body=body,
+            )
+            payload = await run_in_threadpool(self.handle, rpc, request_id)
+            return self._answer(200, {"RequestId": request_id, **payload}, request_id)
+        except EaisError as error:
+            return self._error(error, request_id)
+        except Exception:  # noqa: BLE001 - the one place a bug becomes a clean 500
+            log.exception("request %s failed", request_id)
+            return self._error(InternalError("The request processing has failed due to some unknown error."), request_id)
+
+    def handle(self, rpc: RpcRequest, request_id: str) -> dict:
+        caller = authenticate(
+            rpc, lookup_secret=self.keys.secret, remember_nonce=self._remember_nonce,
+            now=to_datetime(self.ctx.clock.now_us()), window=self.window,
+        )
+        handler = handler_for(caller.action)
+        account_id = self.keys.owner(caller.access_key_id).account_id
+        return handler(ActionCall(self.ctx, account_id, caller.params, request_id))
+
+    def _remember_nonce(self, access_key_id: str, nonce: str, _signed_at) -> bool:  # noqa: ANN001
+        return remember_nonce(self.ctx, access_key_id, nonce, self.ctx.clock.now_us())
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.ctx.settings.api.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise RequestTooLarge(f"The request body is {declared} bytes; the limit is {limit}.")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(f"The request body is over the limit of {limit} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _error(self, error: EaisError, request_id: str) -> JSONResponse:
+        body = error_json(error, request_id=request_id, host_id=self.ctx.settings.api.host_id)
+        return self._answer(error.http_status, body, request_id)
+
+    @staticmethod
+    def _answer(status: int, body: dict, request_id: str) -> JSONResponse:
+        return JSONResponse(body, status_code=status, headers={"x-acs-request-id": request_id})
+
+
+def mount_rpc(app: FastAPI, ctx: ControllerContext) -> None:
+    endpoint = RpcEndpoint(ctx)
+    app.add_api_route("/", endpoint, methods=["GET", "POST"], include_in_schema=False)

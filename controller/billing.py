@@ -1,0 +1,215 @@
+"""Billing as a pure function of the transition log: no clock, no database, no I/O.
+
+An instance is billed for the time it spends in a :data:`~controller.states.BILLABLE` status
+(Available, Attaching, InUse, Detaching; product-rules.md §3). Pending, Starting, Unavailable and
+Released cost nothing. Metering is per second and in fact microsecond-exact: a billed interval
+is ``[at_us of the transition into a billed status, at_us of the transition out of it)``.
+
+Items are cut at UTC clock hours (epoch microseconds are UTC and have no leap seconds, so an
+hour starts at every multiple of :data:`US_PER_HOUR`). Each instance gets one
+:class:`HourlyItem` per hour in which it had billed time.
+
+Rounding rule: the exact amount of an item is
+``billed_us × price_per_hour (CNY) / 3_600_000_000 µs``, computed with exact fractions and
+rounded **once per hourly item**, half up, to an integer number of micro-CNY. An account is
+charged the sum of its items, so the charge for a period is the same whichever way the period
+is split into ledger runs (runs close whole hours).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Protocol
+
+from controller.states import BILLABLE
+
+US_PER_HOUR = 3_600_000_000
+MICRO_PER_CNY = 1_000_000
+
+Interval = tuple[int, int]
+
+
+class TransitionRow(Protocol):
+    """What billing reads of a transition (``controller.tables.Transition`` has all of it)."""
+
+    instance_id: str
+    account_id: str
+    instance_type: str
+    to_status: str
+    at_us: int
+
+
+@dataclass(frozen=True)
+class HourlyItem:
+    """Charge for one instance in one UTC clock hour."""
+
+    account_id: str
+    instance_id: str
+    instance_type: str
+    hour_start_us: int
+    billed_us: int
+    amount_micro: int
+
+
+class PriceMissing(KeyError):
+    """An instance type with billed time has no price: a configuration error, never billed as zero."""
+
+    def __init__(self, instance_type: str) -> None:
+        super().__init__(instance_type)
+        self.instance_type = instance_type
+
+    def __str__(self) -> str:
+        return f"no price configured for instance type {self.instance_type!r}"
+
+
+def hour_floor(us: int) -> int:
+    """Start of the UTC clock hour that contains ``us``."""
+    return us - us % US_PER_HOUR
+
+
+def amount_micro(billed_us: int, price_per_hour: Decimal) -> int:
+    """Exact ``billed_us × price_per_hour / 1 h`` in micro-CNY, rounded half up (once, per item)."""
+    exact = Fraction(billed_us) * Fraction(price_per_hour) * MICRO_PER_CNY / US_PER_HOUR
+    return _round_half_up(exact)
+
+
+def _round_half_up(value: Fraction) -> int:
+    if value < 0:
+        return -_round_half_up(-value)
+    return int(value + Fraction(1, 2))  # int() floors a non-negative Fraction
+
+
+def group_by_instance(transitions: Iterable[TransitionRow]) -> dict[str, list[TransitionRow]]:
+    """Rows per instance in log order (by ``at_us``; rows at the same instant keep their input order)."""
+    groups: dict[str, list[TransitionRow]] = {}
+    for row in transitions:
+        groups.setdefault(row.instance_id, []).append(row)
+    for rows in groups.values():
+        rows.sort(key=lambda row: row.at_us)  # stable: the caller's id order breaks ties
+    return groups
+
+
+def billed_intervals(transitions: Iterable[TransitionRow], until_us: int) -> dict[str, list[Interval]]:
+    """Per instance, the ``[start_us, end_us)`` spans spent in a billed status before ``until_us``.
+
+    Consecutive billed statuses (Available → Attaching → InUse …) form one span; a span still
+    open at the last row is closed at ``until_us``. Rows at or after ``until_us`` are ignored.
+    Instances without billed time are absent from the result.
+    """
+    result: dict[str, list[Interval]] = {}
+    for instance_id, rows in group_by_instance(transitions).items():
+        spans = _spans_of_one_instance(rows, until_us)
+        if spans:
+            result[instance_id] = spans
+    return result
+
+
+def _spans_of_one_instance(rows: list[TransitionRow], until_us: int) -> list[Interval]:
+    spans: list[Interval] = []
+    opened_us: int | None = None
+    for row in rows:
+        if row.at_us >= until_us:
+            break
+        billable = row.to_status in BILLABLE
+        if billable and opened_us is None:
+            opened_us = row.at_us
+        elif not billable and opened_us is not None:
+            _add_span(spans, opened_us, row.at_us)
+            opened_us = None
+    if opened_us is not None:
+        _add_span(spans, opened_us, until_us)
+    return spans
+
+
+def _add_span(spans: list[Interval], start_us: int, end_us: int) -> None:
+    if end_us > start_us:  # a status left in the same microsecond it was entered costs nothing
+        spans.append((start_us, end_us))
+
+
+def split_by_hour(start_us: int, end_us: int) -> list[tuple[int, int]]:
+    """``[start_us, end_us)`` as ``(hour_start_us, billed_us)`` pieces, one per UTC hour touched."""
+    pieces: list[tuple[int, int]] = []
+    cursor = start_us
+    while cursor < end_us:
+        hour_start = hour_floor(cursor)
+        piece_end = min(end_us, hour_start + US_PER_HOUR)
+        pieces.append((hour_start, piece_end - cursor))
+        cursor = piece_end
+    return pieces
+
+
+def billed_us_by_hour(spans: Iterable[Interval], since_us: int, until_us: int) -> dict[int, int]:
+    """Billed microseconds per hour start, counting only time inside ``[since_us, until_us)``."""
+    per_hour: dict[int, int] = {}
+    for start_us, end_us in spans:
+        for hour_start, billed in split_by_hour(max(start_us, since_us), min(end_us, until_us)):
+            per_hour[hour_start] = per_hour.get(hour_start, 0) + billed
+    return per_hour
+
+
+def hourly_items(
+    transitions: Iterable[TransitionRow],
+    prices: Mapping[str, Decimal],
+    since_us: int,
+    until_us: int,
+) -> list[HourlyItem]:
+    """One :class:`HourlyItem` per instance per UTC hour with billed time inside ``[since_us, until_us)``.
+
+    ``transitions`` must include, for every instance, its last row before ``since_us`` (the
+    status it was in when the range began). ``prices`` maps instance type to CNY per hour.
+    The ledger passes hour boundaries; other bounds give partial items (the running hour).
+    Sorted by hour, then account, then instance.
+    """
+    rows_by_instance = group_by_instance(transitions)
+    items: list[HourlyItem] = []
+    for instance_id, rows in rows_by_instance.items():
+        spans = _spans_of_one_instance(rows, until_us)
+        per_hour = billed_us_by_hour(spans, since_us, until_us)
+        if per_hour:
+            items.extend(_items_of_one_instance(instance_id, rows[-1], per_hour, prices))
+    items.sort(key=lambda item: (item.hour_start_us, item.account_id, item.instance_id))
+    return items
+
+
+def _items_of_one_instance(
+    instance_id: str, last_row: TransitionRow, per_hour: dict[int, int], prices: Mapping[str, Decimal]
+) -> list[HourlyItem]:
+    try:
+        price = prices[last_row.instance_type]
+    except KeyError:
+        raise PriceMissing(last_row.instance_type) from None
+    return [
+        HourlyItem(
+            account_id=last_row.account_id,
+            instance_id=instance_id,
+            instance_type=last_row.instance_type,
+            hour_start_us=hour_start,
+            billed_us=billed,
+            amount_micro=amount_micro(billed, price),
+        )
+        for hour_start, billed in sorted(per_hour.items())
+    ]
+
+
+def total_billed_us(transitions: Iterable[TransitionRow], since_us: int, until_us: int) -> int:
+    """All instances' billed microseconds inside ``[since_us, until_us)``."""
+    return sum(
+        sum(billed_us_by_hour(spans, since_us, until_us).values())
+        for spans in billed_intervals(transitions, until_us).values()
+    )
+
+
+def total_amount_micro(items: Iterable[HourlyItem]) -> int:
+    """What the items charge together (the sum of per-item rounded amounts)."""
+    return sum(item.amount_micro for item in items)
+
+
+def amounts_by_account(items: Iterable[HourlyItem]) -> dict[str, int]:
+    """Micro-CNY to charge each account for ``items``."""
+    totals: dict[str, int] = {}
+    for item in items:
+        totals[item.account_id] = totals.get(item.account_id, 0) + item.amount_micro
+    return totals

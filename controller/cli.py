@@ -1,0 +1,144 @@
+"""``eais-controller``: run the controller and administer accounts and bills.
+
+Examples::
+
+    eais-controller serve                                   # SQLite in ./eais-controller.db
+    eais-controller serve --db postgresql://eais@localhost/eais --api-port 8080 --grpc-port 50051
+    eais-controller account create --name alice --balance 500 --real-name-verified
+    eais-controller bill --account acc-xxxx
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from controller.context import ControllerContext
+from controller.settings import ControllerSettings, load_settings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich", add_completion=False)
+account_app = typer.Typer(help="Create and list accounts (each with an AccessKey for the EAIS API).", no_args_is_help=True)
+app.add_typer(account_app, name="account")
+err = Console(stderr=True)
+
+DbOption = Annotated[Optional[str], typer.Option("--db", help="Database URL: sqlite:///path.db or postgresql://user@host/db. Default: EAIS_DB_URL or sqlite:///eais-controller.db")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML settings file (see README: Configuration).")]
+StateOption = Annotated[Optional[Path], typer.Option("--state-dir", help="Where the master key and tokens are kept. Default: .eais beside a SQLite file, else ~/.local/state/eais.")]
+
+
+def _settings(config: Path | None, **overrides: object) -> ControllerSettings:
+    try:
+        return load_settings(config, **overrides)
+    except Exception as exc:  # noqa: BLE001 - settings errors are the user's to fix, not a traceback
+        err.print(f"[red]error:[/red] bad settings: {exc}")
+        raise typer.Exit(2) from None
+
+
+def _open(settings: ControllerSettings) -> ControllerContext:
+    try:
+        return ControllerContext.open(settings)
+    except Exception as exc:  # noqa: BLE001
+        err.print(f"[red]error:[/red] cannot open the database {settings.db_url}: {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    state_dir: StateOption = None,
+    api_host: Annotated[Optional[str], typer.Option(help="Address of the EAIS API. Default 127.0.0.1.")] = None,
+    api_port: Annotated[Optional[int], typer.Option(help="Port of the EAIS API (HTTP). Default 8080.")] = None,
+    grpc_host: Annotated[Optional[str], typer.Option(help="Address of the agent gRPC service. Default 127.0.0.1.")] = None,
+    grpc_port: Annotated[Optional[int], typer.Option(help="Port of the agent gRPC service. Default 50051.")] = None,
+) -> None:
+    """Run the controller: EAIS API, admin API, agent gRPC service and reconciler, until Ctrl-C."""
+    from controller.key_store import admin_token, node_token
+    from controller.server import start_controller
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(config, db_url=db, state_dir=state_dir, api_host=api_host, api_port=api_port,
+                         grpc_host=grpc_host, grpc_port=grpc_port)
+    err.print(f"eais-controller: opening {settings.db_url} and applying migrations ...")
+    ctx = _open(settings)
+    admin_token(settings), node_token(settings)
+    try:
+        running = start_controller(ctx)
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot bind: {exc}. Is another controller running? Choose other ports with --api-port/--grpc-port.")
+        raise typer.Exit(1) from None
+    state = settings.resolved_state_dir()
+    err.print(f"eais-controller: EAIS API      http://{settings.api_host}:{running.api_port}/")
+    err.print(f"eais-controller: admin API     http://{settings.api_host}:{running.api_port}/admin/docs  (token: {state / 'admin.token'})")
+    err.print(f"eais-controller: agent gRPC    {settings.grpc_host}:{running.grpc_port}  (node token: {state / 'node.token'})")
+    err.print("eais-controller: ready (Ctrl-C stops)")
+    try:
+        running.serve_api_forever()
+    finally:
+        running.stop()
+        err.print("eais-controller: stopped")
+
+
+@account_app.command("create")
+def account_create(
+    name: Annotated[str, typer.Option(help="Account name (unique).")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    state_dir: StateOption = None,
+    balance: Annotated[str, typer.Option(help="Opening balance in CNY (creating instances needs ≥ 100).")] = "0",
+    real_name_verified: Annotated[bool, typer.Option("--real-name-verified", help="Mark the account real-name verified (needed to create instances).")] = False,
+) -> None:
+    """Create an account; prints JSON with AccountId, AccessKeyId and AccessKeySecret (shown once)."""
+    from controller.accounts import create_account
+    from controller.errors import EaisError
+
+    try:
+        amount = Decimal(balance)
+    except InvalidOperation:
+        err.print(f"[red]error:[/red] --balance {balance!r} is not a number")
+        raise typer.Exit(2) from None
+    ctx = _open(_settings(config, db_url=db, state_dir=state_dir))
+    try:
+        made = create_account(ctx, name, balance=amount, real_name_verified=real_name_verified)
+    except EaisError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    print(json.dumps(made.as_json(), indent=2))
+
+
+@account_app.command("list")
+def account_list(db: DbOption = None, config: ConfigOption = None, state_dir: StateOption = None) -> None:
+    """List accounts with balance and debt state (JSON)."""
+    from controller.accounts import list_accounts
+    from controller.money import from_micro
+
+    ctx = _open(_settings(config, db_url=db, state_dir=state_dir))
+    rows = [{"AccountId": a.id, "Name": a.name, "Balance": str(from_micro(a.balance_micro)),
+             "InDebt": a.balance_micro < 0, "RealNameVerified": a.real_name_verified} for a in list_accounts(ctx)]
+    print(json.dumps(rows, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def migrate(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Apply database migrations up to the newest (serve does this too)."""
+    settings = _settings(config, db_url=db)
+    _open(settings)
+    err.print(f"eais-controller: {settings.db_url} is at the newest schema")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Looking up what a caller owns. Another account's instance is reported exactly like a missing one."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from controller.errors import InstanceNotFound
+from controller.states import Status
+from controller.tables import Instance
+
+
+def owned_instance(session: Session, account_id: str, region_id: str, instance_id: str) -> Instance:
+    instance = session.get(Instance, instance_id)
+    if (
+        instance is None
+        or instance.account_id != account_id
+        or instance.region_id != region_id
+        or instance.status == Status.RELEASED
+    ):
+        raise InstanceNotFound(
+            f"The instance {instance_id!r} does not exist in region {region_id}; "
+            "check the ID and RegionId (DescribeEais lists your instances)."
+        )
+    return instance

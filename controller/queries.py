@@ -1,0 +1,107 @@
+"""DescribeEais: filtered, paged listing of a caller's instances in one region."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from controller.context import ControllerContext
+from controller.errors import InvalidParameter
+from controller.states import LISTED, Status
+from controller.tables import ClientInstance, Instance, InstanceTag
+
+@dataclass(frozen=True)
+class InstanceFilter:
+    region_id: str
+    instance_ids: list[str] | None = None
+    client_instance_id: str = ""
+    name: str = ""  # '*' is a wildcard
+    instance_type: str = ""
+    status: str = ""
+    resource_group_id: str = ""
+    tags: list[tuple[str, str | None]] = field(default_factory=list)
+
+@dataclass(frozen=True)
+class InstanceView:
+    instance: Instance
+    tags: list[tuple[str, str]]
+    client_name: str
+    client_type: str
+
+@dataclass(frozen=True)
+class Page:
+    views: list[InstanceView]
+    total: int
+    page_number: int
+    page_size: int
+
+def describe_instances(
+    ctx: ControllerContext, account_id: str, wanted: InstanceFilter, page_number: int, page_size: int
+) -> Page:
+    conditions = _conditions(account_id, wanted)
+    with ctx.db.read() as session:
+        total = session.execute(select(func.count()).select_from(Instance).where(*conditions)).scalar_one()
+        rows = session.execute(
+            select(Instance, ClientInstance.name, ClientInstance.instance_type)
+            .outerjoin(ClientInstance, ClientInstance.id == Instance.client_instance_id)
+            .where(*conditions)
+            .order_by(Instance.created_us.desc(), Instance.id)
+            .offset((page_number - 1) * page_size)
+            .limit(page_size)
+        ).all()
+        tags = _tags_of(session, [row[0].id for row in rows])
+    views = [InstanceView(inst, tags.get(inst.id, []), cname or "", ctype or "") for inst, cname, ctype in rows]
+    return Page(views, total, page_number, page_size)
+
+def _conditions(account_id: str, wanted: InstanceFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [Instance.account_id == account_id, Instance.region_id == wanted.region_id]
+    if wanted.status:
+        conditions.append(Instance.status == _listed_status(wanted.status))
+    else:
+        conditions.append(Instance.status != Status.RELEASED.value)
+    if wanted.instance_ids is not None:
+        conditions.append(Instance.id.in_(wanted.instance_ids))
+    for column, value in ((Instance.client_instance_id, wanted.client_instance_id),
+                          (Instance.instance_type, wanted.instance_type),
+                          (Instance.resource_group_id, wanted.resource_group_id)):
+        if value:
+            conditions.append(column == value)
+    if wanted.name:
+        conditions.append(_name_condition(wanted.name))
+    conditions.extend(_tag_condition(key, value) for key, value in wanted.tags)
+    return conditions
+
+def _listed_status(status: str) -> str:
+    if status not in {s.value for s in LISTED}:
+        known = ", ".join(s.value for s in Status if s in LISTED)
+        raise InvalidParameter(f"Status {status[:32]!r} is not a status; use one of: {known}.", detail="Status")
+    return status
+
+def _name_condition(pattern: str) -> ColumnElement[bool]:
+    if "*" not in pattern:
+        return Instance.name == pattern
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+    return Instance.name.like(escaped, escape="\\")
+
+def _tag_condition(key: str, value: str | None) -> ColumnElement[bool]:
+    match = [InstanceTag.instance_id == Instance.id, InstanceTag.key == key]
+    if value is not None:
+        match.append(InstanceTag.value == value)
+    return exists().where(and_(*match))
+
+def _tags_of(session, instance_ids: list[str]) -> dict[str, list[tuple[str, str]]]:  # noqa: ANN001
+    if not instance_ids:
+        return {}
+    found: dict[str, list[tuple[str, str]]] = {}
+    rows = session.execute(
+        select(InstanceTag.instance_id, InstanceTag.key, InstanceTag.value)
+        .where(InstanceTag.instance_id.in_(instance_ids))
+        .order_by(InstanceTag.instance_id, InstanceTag.key)
+    ).all()
+    for instance_id, key, value in rows:
+        found.setdefault(instance_id, []).append((key, value))
+    return found
+
+_ = or_  # kept for readers extending filters with alternatives

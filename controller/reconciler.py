@@ -1,0 +1,114 @@
+"""The reconciler: gives every stuck instance a defined outcome, and keeps time-driven books.
+
+One pass (``reconcile_once``) does, in order: heartbeat expiry (a lost node's instances become
+Unavailable), deadlines of transitional states, closing of complete billing hours, and the
+purge of nonces older than any signature window. Every change goes through
+``controller.lifecycle.apply`` with its reason, so a restart loses nothing: the next pass
+finds the same facts in the database and acts on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+
+from controller.accounts import forget_nonces_before
+from controller.clock import US_PER_S
+from controller.context import ControllerContext
+from controller.lifecycle import apply
+from controller.states import Event, IllegalTransition, Status
+from controller.tables import Attachment, Instance
+
+log = logging.getLogger("eais.reconciler")
+
+
+def deadlines(ctx: ControllerContext) -> dict[Status, tuple[float, Event]]:
+    life = ctx.settings.lifecycle
+    return {
+        Status.PENDING: (life.pending_deadline_s, Event.START_TIMEOUT),
+        Status.STARTING: (life.starting_deadline_s, Event.START_TIMEOUT),
+        Status.ATTACHING: (life.attaching_deadline_s, Event.ATTACH_TIMEOUT),
+        Status.DETACHING: (life.detaching_deadline_s, Event.DETACH_TIMEOUT),
+    }
+
+
+@dataclass
+class PassReport:
+    lost_nodes: list[str] = field(default_factory=list)
+    timed_out: list[tuple[str, str]] = field(default_factory=list)  # (instance id, event)
+    hours_closed: int = 0
+    nonces_forgotten: int = 0
+
+
+def time_out_stuck_instances(ctx: ControllerContext) -> list[tuple[str, str]]:
+    now = ctx.clock.now_us()
+    outcomes: list[tuple[str, str]] = []
+    for status, (limit_s, event) in deadlines(ctx).items():
+        cutoff = now - round(limit_s * US_PER_S)
+        with ctx.db.read() as session:
+            stuck = session.execute(
+                select(Instance.id).where(Instance.status == status.value, Instance.status_since_us <= cutoff)
+            ).scalars().all()
+        for instance_id in stuck:
+            if _time_out(ctx, instance_id, status, event, limit_s, now):
+                outcomes.append((instance_id, event.value))
+    return outcomes
+
+
+def _time_out(ctx: ControllerContext, instance_id: str, status: Status, event: Event, limit_s: float, now: int) -> bool:
+    try:
+        with ctx.db.write() as session:
+            instance = session.get(Instance, instance_id)
+            if instance is None or instance.status != status.value:
+                return False  # it moved on by itself since we looked
+            waited = (now - instance.status_since_us) / US_PER_S
+            reason = f"stuck in {status.value} for {waited:.0f}s (deadline {limit_s:g}s)"
+            if instance.attachment_id and event in (Event.ATTACH_TIMEOUT, Event.DETACH_TIMEOUT):
+                session.execute(update(Attachment).where(Attachment.id == instance.attachment_id)
+                                .values(ended_us=now, end_reason=reason))
+            apply(session, instance, event, now_us=now, reason=reason)
+    except IllegalTransition:
+        return False
+    log.warning("%s: %s -> %s", instance_id, status.value, reason)
+    return True
+
+
+def reconcile_once(ctx: ControllerContext, *, close_billing: bool = True) -> PassReport:
+    from controller.agent_link.heartbeats import expire_heartbeats
+    from controller.ledger import close_hours
+
+    report = PassReport()
+    report.lost_nodes = expire_heartbeats(ctx)
+    report.timed_out = time_out_stuck_instances(ctx)
+    if close_billing:
+        settle_us = round(ctx.settings.lifecycle.billing_settle_s * US_PER_S)
+        report.hours_closed = close_hours(ctx, settle_us=settle_us).hours_closed
+    window_us = round(ctx.settings.api.signature_window_s * US_PER_S)
+    report.nonces_forgotten = forget_nonces_before(ctx, ctx.clock.now_us() - 2 * window_us)
+    return report
+
+
+class ReconcilerThread(threading.Thread):
+    """Runs ``reconcile_once`` every ``reconcile_interval_s`` until stopped."""
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(name="eais-reconciler", daemon=True)
+        self.ctx = ctx
+        self._stop_event = threading.Event()
+        self.passes = 0
+
+    def run(self) -> None:
+        interval = self.ctx.settings.lifecycle.reconcile_interval_s
+        billing_every = max(1, round(self.ctx.settings.lifecycle.billing_interval_s / max(interval, 0.001)))
+        while not self._stop_event.wait(interval):
+            try:
+                reconcile_once(self.ctx, close_billing=self.passes % billing_every == 0)
+            except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick
+                log.exception("reconcile pass failed; retrying next tick")
+            self.passes += 1
+
+    def stop(self) -> None:
+        self._stop_event.set()

@@ -1,0 +1,70 @@
+"""Runs the controller: EAIS API (uvicorn), agent gRPC service, and the reconciler, in one process."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+
+import grpc
+import uvicorn
+
+from controller.api.app import create_app
+from controller.context import ControllerContext
+from controller.reconciler import ReconcilerThread
+
+log = logging.getLogger("eais.controller")
+
+
+def bind_api_socket(host: str, port: int) -> tuple[socket.socket, int]:
+    """Bind the API socket ourselves so that port 0 works and the bound port is known."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock, sock.getsockname()[1]
+
+
+@dataclass
+class RunningController:
+    ctx: ControllerContext
+    api_port: int
+    grpc_port: int
+    api_server: uvicorn.Server
+    grpc_server: grpc.Server
+    reconciler: ReconcilerThread
+    api_socket: socket.socket
+
+    def serve_api_forever(self) -> None:
+        """Serve HTTP in this thread until SIGINT/SIGTERM (uvicorn handles the signals)."""
+        self.api_server.run(sockets=[self.api_socket])
+
+    def start_api_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.api_server.run, kwargs={"sockets": [self.api_socket]},
+                                  name="eais-api", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.api_server.should_exit = True
+        self.reconciler.stop()
+        self.grpc_server.stop(grace=2).wait()
+
+
+def start_controller(ctx: ControllerContext, *, reconcile: bool = True) -> RunningController:
+    """Bind everything and start gRPC and the reconciler; HTTP starts with ``serve_api_forever``."""
+    from controller.agent_link.server import create_grpc_server
+
+    settings = ctx.settings
+    grpc_server, grpc_port = create_grpc_server(ctx, f"{settings.grpc_host}:{settings.grpc_port}")
+    grpc_server.start()
+    api_socket, api_port = bind_api_socket(settings.api_host, settings.api_port)
+    config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=5)
+    reconciler = ReconcilerThread(ctx)
+    if reconcile:
+        reconciler.start()
+    return RunningController(ctx, api_port, grpc_port, uvicorn.Server(config), grpc_server, reconciler, api_socket)
