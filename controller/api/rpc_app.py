@@ -6,7 +6,7 @@ Handlers run in the thread pool (they block on the database); nothing here knows
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -18,7 +18,7 @@ from controller.api.caller_auth import authenticate
 from controller.api.dispatch import handler_for
 from controller.api.render import error_json
 from controller.api.rpc_request import RpcRequest, headers_from_raw, parse_query
-from controller.clock import to_datetime
+from controller.clock import from_datetime, to_datetime
 from controller.context import ControllerContext
 from controller.errors import EaisError, InternalError, RequestTooLarge
 from controller.ids import new_request_id
@@ -58,8 +58,9 @@ class RpcEndpoint:
         account_id = self.keys.owner(caller.access_key_id).account_id
         return handler(ActionCall(self.ctx, account_id, caller.params, request_id))
 
-    def _remember_nonce(self, access_key_id: str, nonce: str, _signed_at) -> bool:  # noqa: ANN001
-        return remember_nonce(self.ctx, access_key_id, nonce, self.ctx.clock.now_us())
+    def _remember_nonce(self, access_key_id: str, nonce: str, signed_at: datetime) -> bool:
+        # Keyed by the signed time: a request dated ahead stays replayable until signed_at + window.
+        return remember_nonce(self.ctx, access_key_id, nonce, max(from_datetime(signed_at), self.ctx.clock.now_us()))
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.ctx.settings.api.max_body_bytes

@@ -114,7 +114,7 @@ def canonical_query(query: Mapping[str, str]) -> str:
 
 
 def string_to_sign(canonical: str) -> str:
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{ALGORITHM}\n{digest}"
 
 
