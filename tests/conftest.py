@@ -27,6 +27,18 @@ if os.environ.get("CI") and not PG_URL:
     raise RuntimeError("CI runs the suite on PostgreSQL too: set EAIS_TEST_PG_URL (see .ci/start-postgres.sh)")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run ``sqlite_only`` tests once: their PostgreSQL copies are dropped at collection."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_pg = callspec is not None and callspec.params.get("db_url") == "postgresql"
+        (dropped if on_pg and item.get_closest_marker("sqlite_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     if not PG_URL:

@@ -56,3 +56,18 @@ def live_api(live_ctx: ControllerContext) -> Iterator[LiveApi]:
     yield LiveApi(live_ctx, endpoint)
     server.should_exit = True
     thread.join(timeout=10)
+
+
+def v2_call(client, endpoint: str, action: str, query: dict[str, str], *, version: str = "2019-06-24") -> dict:  # noqa: ANN001
+    """Any RPC action through the v2 SDK's own CommonRequest (signed with HMAC-SHA1)."""
+    import json
+
+    from aliyunsdkcore.request import CommonRequest
+
+    request = CommonRequest(domain=endpoint, version=version, action_name=action)
+    request.set_method("POST")
+    request.set_protocol_type("http")
+    request.set_accept_format("json")
+    for name, value in query.items():
+        request.add_query_param(name, value)
+    return json.loads(client.do_action_with_exception(request))
