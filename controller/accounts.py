@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -95,11 +95,14 @@ class KeyRing:
         self._cache.pop(access_key_id, None)
 
 
+_INSERT_NONCE = insert(SeenNonce.__table__)
+
+
 def remember_nonce(ctx: ControllerContext, access_key_id: str, nonce: str, seen_us: int) -> bool:
     """Record a nonce; False when it was already used (the primary key refuses the second insert)."""
     try:
-        with ctx.db.write() as session:
-            session.add(SeenNonce(access_key_id=access_key_id, nonce=nonce, seen_us=seen_us))
+        with ctx.db.write_connection() as conn:  # Core, not the ORM: this runs on every request
+            conn.execute(_INSERT_NONCE, {"access_key_id": access_key_id, "nonce": nonce, "seen_us": seen_us})
     except IntegrityError:
         return False
     return True

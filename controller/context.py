@@ -22,4 +22,5 @@ class ControllerContext:
         db = Database(settings.db_url)
         if migrate:
             db.migrate()
+            db.refresh_statistics()
         return cls(settings=settings, db=db, box=secret_box(settings), clock=clock or SystemClock())

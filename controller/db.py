@@ -7,13 +7,15 @@ held by UNIQUE constraints and conditional updates (see ``controller.tables``).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -66,6 +68,8 @@ class Database:
         else:
             self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self._write_engine = self.engine.execution_options(eais_write=True)
+        # SQLite allows one writer; queueing our own threads on a lock beats SQLite's sleep-and-retry.
+        self._write_lock = threading.Lock() if is_sqlite(self.url) else contextlib.nullcontext()
 
     def _ensure_sqlite_dir(self) -> None:
         path = self.url.split("///", 1)[-1]
@@ -75,9 +79,20 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: commits on success, rolls back on any exception."""
-        with _busy_as_error(), Session(self._write_engine, expire_on_commit=False) as session:
+        with self._write_lock, _busy_as_error(), Session(self._write_engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core write transaction, for hot paths where ORM sessions cost too much."""
+        with self._write_lock, _busy_as_error(), self._write_engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        with _busy_as_error(), self.engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -88,6 +103,13 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
         command.upgrade(alembic_config(self.url), "head")
+
+    def refresh_statistics(self) -> None:
+        """Let SQLite's planner know the table sizes (PostgreSQL's autovacuum does this by itself)."""
+        if is_sqlite(self.url):
+            with self.write_connection() as connection:
+                connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+                connection.exec_driver_sql("ANALYZE")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -86,6 +86,7 @@ def reconcile_once(ctx: ControllerContext, *, close_billing: bool = True) -> Pas
     if close_billing:
         settle_us = round(ctx.settings.lifecycle.billing_settle_s * US_PER_S)
         report.hours_closed = close_hours(ctx, settle_us=settle_us).hours_closed
+        ctx.db.refresh_statistics()
     window_us = round(ctx.settings.api.signature_window_s * US_PER_S)
     report.nonces_forgotten = forget_nonces_before(ctx, ctx.clock.now_us() - 2 * window_us)
     return report

@@ -99,7 +99,8 @@ class Instance(SQLModel, table=True):
     """An EAIS instance. ``status`` is written only by ``controller.lifecycle.apply``."""
 
     __tablename__ = "instances"
-    __table_args__ = (Index("ix_instances_account_region_created", "account_id", "region_id", "created_us"),)
+    # Covers DescribeEais: filter by account and region, order by creation, count without reading rows.
+    __table_args__ = (Index("ix_instances_listing", "account_id", "region_id", "created_us", "id", "status"),)
     id: str = Field(primary_key=True, max_length=40)
     account_id: str = Field(foreign_key="accounts.id", max_length=40)
     region_id: str = Field(max_length=64)

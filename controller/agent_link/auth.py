@@ -19,10 +19,16 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from controller.accounts import KeyRing, remember_nonce
+from controller.agent_link.sessions import AgentIdentity, identity_for_session
 from controller.clock import US_PER_S, from_datetime
 from controller.context import ControllerContext
-from controller.errors import IncompleteSignature, NonceReplayed, SignatureMismatch, TimestampExpired, TimestampMalformed
-from controller.agent_link.sessions import AgentIdentity, identity_for_session
+from controller.errors import (
+    IncompleteSignature,
+    NonceReplayed,
+    SignatureMismatch,
+    TimestampExpired,
+    TimestampMalformed,
+)
 from controller.key_store import node_token
 
 REGISTER_METHOD = "/eais.v1.AgentLink/Register"

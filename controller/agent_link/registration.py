@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
 from controller.agent_link.heartbeats import next_heartbeat_deadline_us
@@ -58,19 +59,19 @@ def register_node(ctx: ControllerContext, info: NodeInfo, *, rng: random.Random 
 
 
 def _sync_slices(session: Session, node_id: str, offers: tuple[SliceOfferInfo, ...]) -> None:
-    existing = {row.id: row for row in session.exec(select(Slice).where(Slice.node_id == node_id)).all()}
+    """Add new slices, reshape and drop unassigned ones; "unassigned" is re-checked in each statement
+    because CreateEai may claim a slice between our read and our write."""
+    existing = set(session.exec(select(Slice.id).where(Slice.node_id == node_id)).all())
     offered = {slice_id_for(node_id, offer.local_id): offer for offer in offers}
     for slice_id, offer in offered.items():
-        row = existing.get(slice_id)
-        if row is None:
-            row = Slice(id=slice_id, node_id=node_id, instance_type=offer.instance_type)
-        elif row.instance_id is not None:
-            continue  # an assigned slice keeps its shape until its instance is gone
-        row.instance_type, row.gpu_index, row.memory_mib = offer.instance_type, offer.gpu_index, offer.memory_mib
-        session.add(row)
-    for slice_id, row in existing.items():
-        if slice_id not in offered and row.instance_id is None:
-            session.delete(row)
+        shape = {"instance_type": offer.instance_type, "gpu_index": offer.gpu_index, "memory_mib": offer.memory_mib}
+        if slice_id in existing:  # an assigned slice keeps its shape until its instance is gone
+            session.execute(update(Slice).where(Slice.id == slice_id, Slice.instance_id.is_(None)).values(**shape))
+        else:
+            session.add(Slice(id=slice_id, node_id=node_id, **shape))
+    gone = existing - offered.keys()
+    if gone:
+        session.execute(delete(Slice).where(Slice.id.in_(gone), Slice.instance_id.is_(None)))
 
 
 def register_vm(

@@ -49,7 +49,9 @@ def identity_for_session(ctx: ControllerContext, token: str) -> AgentIdentity:
     """The agent holding ``token``; SignatureMismatch (UNAUTHENTICATED) for an unknown or replaced one."""
     kind = next((k for k, prefix in _TOKEN_PREFIX.items() if token.startswith(prefix)), None)
     if kind is None:
-        raise SignatureMismatch("The bearer token is not an agent session token; call Register first and use its session_token.")
+        raise SignatureMismatch(
+            "The bearer token is not an agent session token; call Register first and use its session_token."
+        )
     # Looked up by hash: the hash of a random token reveals nothing, so timing does not matter here.
     hashed = session_token_hash(token)
     with ctx.db.read() as session:

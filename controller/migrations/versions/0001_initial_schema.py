@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 06:54:29.582442
+Create Date: 2026-11-21 07:06:08.182682
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('accounts',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
@@ -188,8 +187,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('slice_id')
     )
     with op.batch_alter_table('instances', schema=None) as batch_op:
-        batch_op.create_index('ix_instances_account_region_created', ['account_id', 'region_id', 'created_us'], unique=False)
         batch_op.create_index(batch_op.f('ix_instances_instance_type'), ['instance_type'], unique=False)
+        batch_op.create_index('ix_instances_listing', ['account_id', 'region_id', 'created_us', 'id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_instances_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_instances_status'), ['status'], unique=False)
 
@@ -221,9 +220,7 @@ def upgrade() -> None:
 
 
 
-
 def downgrade() -> None:
-
     with op.batch_alter_table('instance_tags', schema=None) as batch_op:
         batch_op.drop_index('ix_instance_tags_key_value')
 
@@ -236,8 +233,8 @@ def downgrade() -> None:
     with op.batch_alter_table('instances', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_instances_status'))
         batch_op.drop_index(batch_op.f('ix_instances_name'))
+        batch_op.drop_index('ix_instances_listing')
         batch_op.drop_index(batch_op.f('ix_instances_instance_type'))
-        batch_op.drop_index('ix_instances_account_region_created')
 
     op.drop_table('instances')
     with op.batch_alter_table('client_instances', schema=None) as batch_op:
@@ -276,4 +273,3 @@ def downgrade() -> None:
 
     op.drop_table('attachments')
     op.drop_table('accounts')
-

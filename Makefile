@@ -1,0 +1,32 @@
+# Two commands for a new user: `make run` and `make test`. Both set up .venv first (idempotent).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test bench clean
+
+$(STAMP): pyproject.toml
+	@echo "setup: creating $(VENV) and installing eais with its test tools ..."
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip uv
+	@$(VENV)/bin/uv pip install -q --python $(PY) -e '.[test]'
+	@touch $(STAMP)
+	@echo "setup: done"
+
+setup: $(STAMP)
+
+## run: the controller on its embedded defaults (SQLite under .eais-run/), a demo account and a simulated fleet
+run: setup
+	@$(PY) -m controller.local_run --data-dir .eais-run
+
+## test: the whole suite (PostgreSQL too when EAIS_TEST_PG_URL is set; .ci/run sets it)
+test: setup
+	@$(VENV)/bin/pytest -q
+
+## bench: signed DescribeEais throughput and latency with 10,000 instances stored
+bench: setup
+	@$(PY) -m benchmarks.describe_eais
+
+clean:
+	rm -rf $(VENV) .eais-run .pytest_cache .hypothesis

@@ -1,0 +1,238 @@
+"""Actual state: what agents report, and the lifecycle events it justifies.
+
+Level-triggered and idempotent: every rule looks at the instance's status now and acts only when
+the report moves it forward, so a repeated report changes nothing. A report about an attachment
+that is not the instance's current one is stale and ignored. Statuses change only through
+``controller.lifecycle.apply``; each slice (and the VM's report) is one transaction, so a lost
+race on one slice rolls back only that slice and the next report retries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from sqlmodel import Session
+
+from controller.agent_link import attachment_progress as progress
+from controller.context import ControllerContext
+from controller.errors import InvalidParameter, NoPermission
+from controller.lifecycle import apply
+from controller.states import Event, IllegalTransition, Status
+from controller.tables import Attachment, ClientInstance, Instance, Node, Slice, Transition
+
+
+class SlicePhase(StrEnum):
+    UNKNOWN = "unknown"
+    PREPARING = "preparing"
+    READY = "ready"
+
+
+class WorkerState(StrEnum):
+    UNKNOWN = "unknown"
+    NONE = "none"
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+    STOPPING = "stopping"
+
+
+class ChannelState(StrEnum):
+    UNKNOWN = "unknown"
+    IDLE = "idle"
+    OPENING = "opening"
+    PROVEN = "proven"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class SliceReport:
+    slice_id: str
+    phase: SlicePhase
+    worker: WorkerState
+    attachment_id: str = ""
+    memory_free: bool = False
+    failure_reason: str = ""
+
+    @property
+    def free(self) -> bool:
+        """No worker, and the node checked that the memory came back."""
+        return self.worker is WorkerState.NONE and self.memory_free
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelReport:
+    attachment_id: str
+    channel: ChannelState
+    failure_reason: str = ""
+
+
+@dataclass
+class ReportOutcome:
+    transitions: list[Transition] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def apply_node_report(ctx: ControllerContext, node_id: str, reports: Sequence[SliceReport]) -> ReportOutcome:
+    """Act on a node's per-slice report; refuses slices of other nodes (PERMISSION_DENIED)."""
+    _check_slice_ids(node_id, reports)
+    outcome = ReportOutcome()
+    for report in reports:
+        _in_own_transaction(ctx, outcome, f"slice {report.slice_id}",
+                            lambda session, now, r=report: _act_on_slice(session, node_id, r, now, outcome.notes))
+    return outcome
+
+
+def apply_vm_report(ctx: ControllerContext, client_instance_id: str, report: ChannelReport) -> ReportOutcome:
+    """Act on a VM's channel report; refuses another VM's attachment (PERMISSION_DENIED)."""
+    outcome = ReportOutcome()
+    if report.channel not in (ChannelState.PROVEN, ChannelState.FAILED, ChannelState.CLOSED):
+        return outcome  # idle / opening / unknown justify nothing
+    if not report.attachment_id:
+        raise InvalidParameter(f"A channel reported {report.channel} must name its attachment_id.")
+    _in_own_transaction(ctx, outcome, f"attachment {report.attachment_id}",
+                        lambda session, now: _act_on_channel(session, client_instance_id, report, now, outcome.notes))
+    return outcome
+
+
+def _check_slice_ids(node_id: str, reports: Sequence[SliceReport]) -> None:
+    seen: set[str] = set()
+    for report in reports:
+        if not report.slice_id.startswith(f"{node_id}/"):
+            raise NoPermission(
+                f"Slice {report.slice_id[:128]!r} does not belong to node {node_id}; report only your own slices."
+            )
+        if report.slice_id in seen:
+            raise InvalidParameter(f"Slice {report.slice_id!r} appears twice in one report; send one entry per slice.")
+        seen.add(report.slice_id)
+
+
+def _in_own_transaction(
+    ctx: ControllerContext, outcome: ReportOutcome, subject: str, act: Callable[[Session, int], list[Transition]]
+) -> None:
+    try:
+        with ctx.db.write() as session:
+            transitions = act(session, ctx.clock.now_us())
+    except IllegalTransition as exc:  # another writer moved the instance first; the next report retries
+        outcome.notes.append(f"{subject}: not applied, the instance changed meanwhile ({exc}); report again")
+        return
+    outcome.transitions.extend(transitions)
+
+
+def _act_on_slice(session: Session, node_id: str, report: SliceReport, now: int, notes: list[str]) -> list[Transition]:
+    row = session.get(Slice, report.slice_id)
+    if row is None or row.node_id != node_id:
+        notes.append(f"slice {report.slice_id}: unknown to the controller; register it first")
+        return []
+    instance = session.get(Instance, row.instance_id) if row.instance_id else None
+    if row.draining or instance is None or instance.status == Status.RELEASED:
+        _settle_released_slice(session, row, report)
+        return []
+    node = session.get(Node, node_id)
+    return _slice_rules(session, node, instance, report, now, notes) if node else []
+
+
+def _settle_released_slice(session: Session, row: Slice, report: SliceReport) -> None:
+    """A released slice whose memory the node confirmed free can be handed out again."""
+    if report.free and (row.draining or row.instance_id is not None):
+        row.draining = False
+        row.instance_id = None
+        session.add(row)
+
+
+def _slice_rules(
+    session: Session, node: Node, instance: Instance, report: SliceReport, now: int, notes: list[str]
+) -> list[Transition]:
+    status, said = Status(instance.status), _node_said(node.id, report)
+    if status is Status.PENDING and report.phase is SlicePhase.PREPARING:
+        return [apply(session, instance, Event.SLICE_PREPARING, now_us=now, reason=said)]
+    if status in (Status.PENDING, Status.STARTING) and report.phase is SlicePhase.READY:
+        return [apply(session, instance, Event.SLICE_READY, now_us=now, reason=said)]
+    if status is Status.UNAVAILABLE and node.online and report.phase is SlicePhase.READY and report.free:
+        return [apply(session, instance, Event.NODE_RECOVERED, now_us=now, reason=said)]
+    if status is Status.ATTACHING:
+        return _node_attaching_rules(session, node, instance, report, now, notes)
+    if status is Status.DETACHING and report.free:
+        return _node_let_go(session, node, instance, now, said)
+    return []
+
+
+def _node_attaching_rules(
+    session: Session, node: Node, instance: Instance, report: SliceReport, now: int, notes: list[str]
+) -> list[Transition]:
+    if report.worker not in (WorkerState.READY, WorkerState.FAILED):
+        return []
+    attachment = _current_or_note_stale(session, instance, report.attachment_id, notes)
+    if attachment is None:
+        return []
+    if report.worker is WorkerState.FAILED:
+        reason = f"{_node_said(node.id, report)}: {report.failure_reason or 'no reason given'}"
+        return progress.fail_attach(session, instance, attachment, now, reason)
+    if attachment.node_ready_us is None:
+        attachment.node_ready_us = now
+        session.add(attachment)
+    return progress.attach_ready_if_both_ends_ready(session, instance, attachment, now)
+
+
+def _node_let_go(session: Session, node: Node, instance: Instance, now: int, said: str) -> list[Transition]:
+    attachment = progress.current_attachment(session, instance)
+    if attachment is None:
+        return []
+    if attachment.node_ready_us is not None:
+        attachment.node_ready_us = None  # the node's end is done (see attachment_progress)
+        session.add(attachment)
+    vm = session.get(ClientInstance, attachment.client_instance_id)
+    return progress.detach_done_if_both_ends_let_go(
+        session, instance, attachment, now, vm_online=vm is not None and vm.online, cause=said
+    )
+
+
+def _act_on_channel(
+    session: Session, client_instance_id: str, report: ChannelReport, now: int, notes: list[str]
+) -> list[Transition]:
+    attachment = session.get(Attachment, report.attachment_id)
+    if attachment is not None and attachment.client_instance_id != client_instance_id:
+        raise NoPermission(f"Attachment {report.attachment_id} does not bind this VM; report only your own attachment.")
+    instance = session.get(Instance, attachment.instance_id) if attachment else None
+    if instance is None or _current_or_note_stale(session, instance, report.attachment_id, notes) is None:
+        if instance is None:
+            notes.append(f"attachment {report.attachment_id}: unknown to the controller; ignored")
+        return []
+    said = _vm_said(client_instance_id, report)
+    if report.channel is ChannelState.FAILED:
+        reason = f"{said}: {report.failure_reason or 'no reason given'}"
+        return progress.fail_attach(session, instance, attachment, now, reason)
+    if report.channel is ChannelState.PROVEN and instance.status == Status.ATTACHING:
+        if attachment.vm_ready_us is None:
+            attachment.vm_ready_us = now
+            session.add(attachment)
+        return progress.attach_ready_if_both_ends_ready(session, instance, attachment, now)
+    if report.channel is ChannelState.CLOSED and instance.status == Status.DETACHING:
+        if attachment.vm_ready_us is not None:
+            attachment.vm_ready_us = None  # the VM's end is done (see attachment_progress)
+            session.add(attachment)
+        return progress.detach_done_if_both_ends_let_go(session, instance, attachment, now, vm_online=True, cause=said)
+    return []
+
+
+def _current_or_note_stale(
+    session: Session, instance: Instance, attachment_id: str, notes: list[str]
+) -> Attachment | None:
+    current = progress.current_attachment(session, instance)
+    if current is None or current.id != attachment_id:
+        named = attachment_id or "(none)"
+        notes.append(f"attachment {named}: not the current attachment of {instance.id}; stale report ignored")
+        return None
+    return current
+
+
+def _node_said(node_id: str, report: SliceReport) -> str:
+    worker = f"worker {report.worker}" + (f" for attachment {report.attachment_id}" if report.attachment_id else "")
+    memory = ", memory free" if report.memory_free else ""
+    return f"node {node_id} reported slice {report.slice_id} {report.phase}, {worker}{memory}"
+
+
+def _vm_said(client_instance_id: str, report: ChannelReport) -> str:
+    return f"VM {client_instance_id} reported the channel for attachment {report.attachment_id} {report.channel}"

@@ -1,0 +1,43 @@
+"""``create_grpc_server``: the AgentLink service bound to an address, ready for ``server.start()``.
+
+Kept apart from any serving loop so tests bind port 0 and the controller's ``main`` wires it.
+Each WatchDesiredState stream holds one worker thread for as long as its agent is connected, so
+``max_workers`` must exceed the number of agents plus the concurrent unary calls.
+"""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from controller.agent_link.servicer import AgentLinkServicer, WatchTiming
+from controller.context import ControllerContext
+from protos.eais.v1 import agents_pb2_grpc
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a node with 1024 slices reports well under this
+
+
+def create_grpc_server(
+    ctx: ControllerContext,
+    address: str = "127.0.0.1:0",
+    *,
+    watch: WatchTiming | None = None,
+    max_workers: int = 512,
+    credentials: grpc.ServerCredentials | None = None,
+    rng: random.Random | None = None,
+) -> tuple[grpc.Server, int]:
+    """Build the server and bind ``address``; returns (server, bound port). Call ``server.start()``."""
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="agent-link"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    agents_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkServicer(ctx, watch=watch, rng=rng), server)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"could not bind the agent link to {address}; is the port in use?")
+    return server, port

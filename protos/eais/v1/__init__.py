@@ -1,0 +1,1 @@
+"""``eais.v1``: ``agents.proto`` and the Python code generated from it by ``protos/generate.py``."""
