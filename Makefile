@@ -18,7 +18,7 @@ setup: $(STAMP)
 
 ## run: the controller on its embedded defaults (SQLite under .eais-run/), a demo account and a simulated fleet
 run: setup
-	@$(PY) -m controller.local_run --data-dir .eais-run
+	@$(PY) -m agent.simulated_cluster --data-dir .eais-run
 
 ## test: the whole suite (PostgreSQL too when EAIS_TEST_PG_URL is set; .ci/run sets it)
 test: setup

@@ -1,11 +1,10 @@
-"""``eais-controller``: run the controller and administer accounts and bills.
+"""eais-controller: run the EAIS-compatible controller and administer accounts and bills.
 
-Examples::
+Start with: eais-controller serve (SQLite in ./eais-controller.db, EAIS API on 127.0.0.1:8080, agent gRPC on 127.0.0.1:50051).
 
-    eais-controller serve                                   # SQLite in ./eais-controller.db
-    eais-controller serve --db postgresql://eais@localhost/eais --api-port 8080 --grpc-port 50051
-    eais-controller account create --name alice --balance 500 --real-name-verified
-    eais-controller bill --account acc-xxxx
+Then: eais-controller account create --name NAME --balance 500 --real-name-verified, for an AccessKey the official SDKs can use.
+
+Settings also come from EAIS_* environment variables and a --config TOML file (see the README).
 """
 
 from __future__ import annotations
@@ -123,6 +122,31 @@ def account_list(db: DbOption = None, config: ConfigOption = None, state_dir: St
     rows = [{"AccountId": a.id, "Name": a.name, "Balance": str(from_micro(a.balance_micro)),
              "InDebt": a.balance_micro < 0, "RealNameVerified": a.real_name_verified} for a in list_accounts(ctx)]
     print(json.dumps(rows, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def bill(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    state_dir: StateOption = None,
+    account: Annotated[Optional[str], typer.Option(help="Only this account (AccountId).")] = None,
+    instance: Annotated[Optional[str], typer.Option(help="Only this instance (eais-...).")] = None,
+    close: Annotated[bool, typer.Option("--close", help="First close every complete hour (as the running controller does).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show hourly bill items (derived from the transition log), balances, and charges so far this hour."""
+    from controller import ledger
+    from controller.bill_report import bill_report, print_bill_report
+
+    ctx = _open(_settings(config, db_url=db, state_dir=state_dir))
+    if close:
+        run = ledger.close_hours(ctx)
+        err.print(f"closed {run.hours_closed} hour(s), {len(run.items)} item(s)")
+    report = bill_report(ctx, account_id=account, instance_id=instance)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_bill_report(report, Console())
 
 
 @app.command()

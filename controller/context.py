@@ -23,4 +23,23 @@ class ControllerContext:
         if migrate:
             db.migrate()
             db.refresh_statistics()
-        return cls(settings=settings, db=db, box=secret_box(settings), clock=clock or SystemClock())
+        context = cls(settings=settings, db=db, box=secret_box(settings), clock=clock or SystemClock())
+        context.check_master_key()
+        return context
+
+    def check_master_key(self) -> None:
+        """Fail at start-up, not on the first request, when the master key cannot open stored secrets."""
+        from sqlmodel import select
+
+        from controller.tables import AccessKey
+
+        with self.db.read() as session:
+            sample = session.exec(select(AccessKey.secret_ciphertext).limit(1)).first()
+        if sample is not None:
+            try:
+                self.box.open(sample)
+            except ValueError:
+                raise ValueError(
+                    "the master key does not open the AccessKey secrets stored in this database; "
+                    "start with the master key they were sealed with (EAIS_MASTER_KEY or STATE_DIR/master.key)"
+                ) from None

@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from controller import ledger
 from controller.accounts import create_account
+from controller.bill_report import bill_report
 from controller.clock import to_datetime
 from controller.context import ControllerContext
 from controller.errors import EaisError
@@ -102,23 +103,23 @@ def _iso(us: int) -> str:
 
 def create_admin_app(ctx: ControllerContext) -> FastAPI:
     token = admin_token(ctx.settings)
-    app = FastAPI(title="eais admin API", version="1", description=__doc__)
 
-    def require_admin(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    def require_admin(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:  # noqa: B008
         if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "admin token missing or wrong",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    Admin = Annotated[None, Depends(require_admin)]
+    # Every route needs the token; the OpenAPI document and docs pages do not.
+    app = FastAPI(title="eais admin API", version="1", description=__doc__, dependencies=[Depends(require_admin)])
 
     @app.get("/v1/accounts", response_model=list[AccountPublic])
-    def list_accounts(_: Admin) -> list[AccountPublic]:
+    def list_accounts() -> list[AccountPublic]:
         with ctx.db.read() as session:
             rows = session.exec(select(Account).order_by(Account.created_us)).all()
         return [_account_public(a) for a in rows]
 
     @app.post("/v1/accounts", response_model=AccountCreated, status_code=201)
-    def add_account(body: AccountCreate, _: Admin) -> AccountCreated:
+    def add_account(body: AccountCreate) -> AccountCreated:
         try:
             made = create_account(ctx, body.name, balance=body.balance, real_name_verified=body.real_name_verified)
         except EaisError as error:
@@ -126,7 +127,7 @@ def create_admin_app(ctx: ControllerContext) -> FastAPI:
         return AccountCreated(**made.as_json())
 
     @app.post("/v1/accounts/{account_id}/top-up", response_model=AccountPublic)
-    def top_up(account_id: str, body: TopUp, _: Admin) -> AccountPublic:
+    def top_up(account_id: str, body: TopUp) -> AccountPublic:
         with ctx.db.write() as session:
             account = session.get(Account, account_id)
             if account is None:
@@ -136,14 +137,14 @@ def create_admin_app(ctx: ControllerContext) -> FastAPI:
         return _account_public(account)
 
     @app.get("/v1/nodes", response_model=list[NodePublic])
-    def list_nodes(_: Admin) -> list[NodePublic]:
+    def list_nodes() -> list[NodePublic]:
         with ctx.db.read() as session:
             nodes = session.exec(select(Node).order_by(Node.id)).all()
             slices = session.exec(select(Slice)).all()
         return [_node_public(n, [s for s in slices if s.node_id == n.id]) for n in nodes]
 
     @app.get("/v1/client-instances", response_model=list[ClientInstancePublic])
-    def list_client_instances(_: Admin, account_id: str | None = None) -> list[ClientInstancePublic]:
+    def list_client_instances(account_id: str | None = None) -> list[ClientInstancePublic]:
         query = select(ClientInstance).order_by(ClientInstance.id)
         if account_id:
             query = query.where(ClientInstance.account_id == account_id)
@@ -155,7 +156,7 @@ def create_admin_app(ctx: ControllerContext) -> FastAPI:
                 for c in rows]
 
     @app.get("/v1/instances/{instance_id}/transitions", response_model=list[TransitionPublic])
-    def transitions(instance_id: str, _: Admin) -> list[TransitionPublic]:
+    def transitions(instance_id: str) -> list[TransitionPublic]:
         with ctx.db.read() as session:
             if session.get(Instance, instance_id) is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no instance {instance_id}")
@@ -165,12 +166,20 @@ def create_admin_app(ctx: ControllerContext) -> FastAPI:
                                                                            "reason", "request_id"})) for t in rows]
 
     @app.get("/v1/bills", response_model=list[BillItemPublic])
-    def bills(_: Admin, account_id: str | None = None, instance_id: str | None = None,
+    def bills(account_id: str | None = None, instance_id: str | None = None,
               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> list[BillItemPublic]:
         items = ledger.bill_items(ctx, account_id=account_id, instance_id=instance_id)[:limit]
         return [BillItemPublic(account_id=i.account_id, instance_id=i.instance_id, instance_type=i.instance_type,
                                hour_start=_iso(i.hour_start_us), billed_seconds=i.billed_us / 1e6,
                                amount=from_micro(i.amount_micro)) for i in items]
+
+    @app.get("/v1/accounts/{account_id}/bill")
+    def account_bill(account_id: str) -> dict:
+        """Items, balance, debt state and the charges of the hour not yet closed, for one account."""
+        with ctx.db.read() as session:
+            if session.get(Account, account_id) is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no account {account_id}")
+        return bill_report(ctx, account_id=account_id)
 
     return app
 
