@@ -1,0 +1,1 @@
+"""TensorFlow on a remote accelerator: client helpers, worker launcher, serving (next releases)."""
