@@ -57,6 +57,7 @@ def serve(
     api_port: Annotated[Optional[int], typer.Option(help="Port of the EAIS API (HTTP). Default 8080.")] = None,
     grpc_host: Annotated[Optional[str], typer.Option(help="Address of the agent gRPC service. Default 127.0.0.1.")] = None,
     grpc_port: Annotated[Optional[int], typer.Option(help="Port of the agent gRPC service. Default 50051.")] = None,
+    api_processes: Annotated[int, typer.Option(min=1, max=64, help="Processes answering the EAIS API (one per core helps under load).")] = 1,
 ) -> None:
     """Run the controller: EAIS API, admin API, agent gRPC service and reconciler, until Ctrl-C."""
     from controller.key_store import admin_token, node_token
@@ -69,7 +70,7 @@ def serve(
     ctx = _open(settings)
     admin_token(settings), node_token(settings)
     try:
-        running = start_controller(ctx)
+        running = start_controller(ctx, api_processes=api_processes)
     except OSError as exc:
         err.print(f"[red]error:[/red] cannot bind: {exc}. Is another controller running? Choose other ports with --api-port/--grpc-port.")
         raise typer.Exit(1) from None

@@ -8,11 +8,13 @@ racing transactions cannot both move the same instance: the loser gets
 from __future__ import annotations
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from controller.states import BOUND, Event, IllegalTransition, Status, next_status
-from controller.tables import Instance, Transition
+from controller.tables import Instance, ListedCount, Transition
 
 
 def apply(
@@ -46,8 +48,18 @@ def apply(
         request_id=request_id,
     )
     session.add(row)
+    if current is None or target is Status.RELEASED:
+        _count_listed(session, instance, +1 if current is None else -1)
     session.flush()
     return row
+
+
+def _count_listed(session: Session, instance: Instance, delta: int) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(ListedCount).values(account_id=instance.account_id, region_id=instance.region_id, listed=delta)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["account_id", "region_id"], set_={"listed": ListedCount.listed + delta}))
 
 
 def _row_values(instance: Instance, target: Status, now_us: int) -> dict[str, object]:

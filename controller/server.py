@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import uvicorn
 
 from controller.api.app import create_app
+from controller.api_workers import spawn_api_workers, stop_api_workers
 from controller.context import ControllerContext
 from controller.reconciler import ReconcilerThread
 
@@ -37,6 +38,7 @@ class RunningController:
     grpc_server: grpc.Server
     reconciler: ReconcilerThread
     api_socket: socket.socket
+    api_workers: list = field(default_factory=list)
 
     def serve_api_forever(self) -> None:
         """Serve HTTP in this thread until SIGINT/SIGTERM (uvicorn handles the signals)."""
@@ -49,22 +51,25 @@ class RunningController:
         return thread
 
     def stop(self) -> None:
+        stop_api_workers(self.api_workers)
         self.api_server.should_exit = True
         self.reconciler.stop()
         self.grpc_server.stop(grace=2).wait()
 
 
-def start_controller(ctx: ControllerContext, *, reconcile: bool = True) -> RunningController:
+def start_controller(ctx: ControllerContext, *, reconcile: bool = True, api_processes: int = 1) -> RunningController:
     """Bind everything and start gRPC and the reconciler; HTTP starts with ``serve_api_forever``."""
     from controller.agent_link.server import create_grpc_server
 
     settings = ctx.settings
+    api_socket, api_port = bind_api_socket(settings.api_host, settings.api_port)
+    # Workers are separate interpreters (not forks), started before gRPC's threads exist.
+    workers = spawn_api_workers(settings, api_socket, api_processes - 1) if api_processes > 1 else []
     grpc_server, grpc_port = create_grpc_server(ctx, f"{settings.grpc_host}:{settings.grpc_port}")
     grpc_server.start()
-    api_socket, api_port = bind_api_socket(settings.api_host, settings.api_port)
     config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=5)
     reconciler = ReconcilerThread(ctx)
     if reconcile:
         reconciler.start()
-    return RunningController(ctx, api_port, grpc_port, uvicorn.Server(config), grpc_server, reconciler, api_socket)
+    return RunningController(ctx, api_port, grpc_port, uvicorn.Server(config), grpc_server, reconciler, api_socket, workers)

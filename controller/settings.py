@@ -88,6 +88,7 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = 64 * 1024
     max_query_bytes: int = 32 * 1024
     host_id: str = "eais.local"
+    handler_threads: int = Field(default=2, ge=1, le=64, description="threads running API handlers per process")
 
 
 class AccountRules(BaseModel):

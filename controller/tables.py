@@ -125,6 +125,19 @@ class Instance(SQLModel, table=True):
     released_us: int | None = _us(default=None)
 
 
+class ListedCount(SQLModel, table=True):
+    """How many listed (not Released) instances an account has in a region.
+
+    Kept by ``controller.lifecycle.apply`` in the transaction that creates or releases an
+    instance, so an unfiltered DescribeEais answers TotalCount without counting rows.
+    """
+
+    __tablename__ = "listed_counts"
+    account_id: str = Field(primary_key=True, max_length=40)
+    region_id: str = Field(primary_key=True, max_length=64)
+    listed: int = 0
+
+
 class InstanceTag(SQLModel, table=True):
     __tablename__ = "instance_tags"
     __table_args__ = (Index("ix_instance_tags_key_value", "key", "value"),)

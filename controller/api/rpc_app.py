@@ -5,12 +5,13 @@ Handlers run in the thread pool (they block on the database); nothing here knows
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from controller.accounts import KeyRing, remember_nonce
 from controller.api.action_call import ActionCall
@@ -31,6 +32,8 @@ class RpcEndpoint:
         self.ctx = ctx
         self.keys = KeyRing(ctx)
         self.window = timedelta(seconds=ctx.settings.api.signature_window_s)
+        # Few threads: handlers are short and CPU-bound, and more threads only fight over the GIL.
+        self._executor = ThreadPoolExecutor(max_workers=ctx.settings.api.handler_threads, thread_name_prefix="eais-api")
 
     async def __call__(self, request: Request) -> JSONResponse:
         request_id = new_request_id()
@@ -41,7 +44,7 @@ class RpcEndpoint:
                 query=parse_query(request.scope.get("query_string", b"")),
                 headers=headers_from_raw(request.scope["headers"]), body=body,
             )
-            payload = await run_in_threadpool(self.handle, rpc, request_id)
+            payload = await asyncio.get_running_loop().run_in_executor(self._executor, self.handle, rpc, request_id)
             return self._answer(200, {"RequestId": request_id, **payload}, request_id)
         except EaisError as error:
             return self._error(error, request_id)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 07:06:08.182682
+Create Date: 2026-11-21 07:18:24.942687
 """
 
 from __future__ import annotations
@@ -74,6 +74,12 @@ def upgrade() -> None:
     sa.Column('result_json', sqlmodel.sql.sqltypes.AutoString(length=4096), nullable=False),
     sa.Column('created_us', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('account_id', 'action', 'client_token')
+    )
+    op.create_table('listed_counts',
+    sa.Column('account_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('region_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('listed', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('account_id', 'region_id')
     )
     op.create_table('nodes',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -260,6 +266,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_nodes_region_id'))
 
     op.drop_table('nodes')
+    op.drop_table('listed_counts')
     op.drop_table('idempotency_records')
     op.drop_table('billing_cursor')
     with op.batch_alter_table('bill_items', schema=None) as batch_op:

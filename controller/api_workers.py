@@ -1,0 +1,53 @@
+"""Extra API processes sharing the controller's listening socket, to use more than one core.
+
+The primary process serves the API too, and alone runs the agent gRPC service and the
+reconciler; workers only answer HTTP. Each worker opens the same database with the same
+settings (passed as JSON in ``EAIS_WORKER_SETTINGS``) and gets the socket as an inherited fd.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import uvicorn
+
+from controller.api.app import create_app
+from controller.context import ControllerContext
+from controller.settings import ControllerSettings
+
+SETTINGS_ENV = "EAIS_WORKER_SETTINGS"
+
+
+def spawn_api_workers(settings: ControllerSettings, sock: socket.socket, count: int) -> list[subprocess.Popen]:
+    env = {**os.environ, SETTINGS_ENV: settings.model_dump_json()}
+    fd = sock.fileno()
+    return [
+        subprocess.Popen([sys.executable, "-m", "controller.api_workers", str(fd)], env=env, pass_fds=(fd,))
+        for _ in range(count)
+    ]
+
+
+def stop_api_workers(workers: list[subprocess.Popen]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _serve(fd: int) -> None:
+    settings = ControllerSettings.model_validate_json(os.environ[SETTINGS_ENV])
+    ctx = ControllerContext.open(settings, migrate=False)
+    sock = socket.socket(fileno=fd)
+    config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
