@@ -98,10 +98,13 @@ class KeyRing:
 _INSERT_NONCE = insert(SeenNonce.__table__)
 
 
-def remember_nonce(ctx: ControllerContext, access_key_id: str, nonce: str, seen_us: int) -> bool:
-    """Record a nonce; False when it was already used (the primary key refuses the second insert)."""
+def remember_nonce(ctx: ControllerContext, access_key_id: str, nonce: str, seen_us: int, *, durable: bool = True) -> bool:
+    """Record a nonce; False when it was already used (the primary key refuses the second insert).
+
+    ``durable=False`` is for read-only actions: replaying one after a power loss changes nothing.
+    """
     try:
-        with ctx.db.write_connection() as conn:  # Core, not the ORM: this runs on every request
+        with ctx.db.write_connection(lazy_sync=not durable) as conn:  # Core, not the ORM: every request
             conn.execute(_INSERT_NONCE, {"access_key_id": access_key_id, "nonce": nonce, "seen_us": seen_us})
     except IntegrityError:
         return False

@@ -11,6 +11,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import uvicorn
 
@@ -25,7 +27,8 @@ def spawn_api_workers(settings: ControllerSettings, sock: socket.socket, count: 
     env = {**os.environ, SETTINGS_ENV: settings.model_dump_json()}
     fd = sock.fileno()
     return [
-        subprocess.Popen([sys.executable, "-m", "controller.api_workers", str(fd)], env=env, pass_fds=(fd,))
+        subprocess.Popen([sys.executable, "-m", "controller.api_workers", str(fd), str(os.getpid())],
+                         env=env, pass_fds=(fd,))
         for _ in range(count)
     ]
 
@@ -40,14 +43,23 @@ def stop_api_workers(workers: list[subprocess.Popen]) -> None:
             worker.kill()
 
 
-def _serve(fd: int) -> None:
+def _exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
+    """A worker must not outlive the controller, even one that was SIGKILLed."""
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    server.should_exit = True
+
+
+def _serve(fd: int, parent_pid: int) -> None:
     settings = ControllerSettings.model_validate_json(os.environ[SETTINGS_ENV])
     ctx = ControllerContext.open(settings, migrate=False)
     sock = socket.socket(fileno=fd)
     config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+                            timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    threading.Thread(target=_exit_with_parent, args=(server, parent_pid), daemon=True).start()
+    server.run(sockets=[sock])
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -43,15 +43,17 @@ def _prepare_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")  # an accepted request survives a crash
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # noqa: ANN001, ANN202
-        immediate = connection.get_execution_options().get("eais_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = connection.get_execution_options()
+        # FULL: a committed change survives power loss. NORMAL (lazy): it survives a crash of this
+        # process, and reaches the disk with the next FULL commit or checkpoint.
+        connection.exec_driver_sql("PRAGMA synchronous=" + ("NORMAL" if options.get("eais_lazy_sync") else "FULL"))
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("eais_write", False) else "BEGIN")
 
 
 class Database:
@@ -68,6 +70,7 @@ class Database:
         else:
             self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self._write_engine = self.engine.execution_options(eais_write=True)
+        self._lazy_write_engine = self.engine.execution_options(eais_write=True, eais_lazy_sync=True)
         # SQLite allows one writer; queueing our own threads on a lock beats SQLite's sleep-and-retry.
         self._write_lock = threading.Lock() if is_sqlite(self.url) else contextlib.nullcontext()
 
@@ -84,9 +87,17 @@ class Database:
                 yield session
 
     @contextmanager
-    def write_connection(self) -> Iterator[Connection]:
-        """A Core write transaction, for hot paths where ORM sessions cost too much."""
-        with self._write_lock, _busy_as_error(), self._write_engine.begin() as connection:
+    def write_connection(self, *, lazy_sync: bool = False) -> Iterator[Connection]:
+        """A Core write transaction, for hot paths where ORM sessions cost too much.
+
+        ``lazy_sync`` skips the wait for the disk at commit (SQLite ``synchronous=NORMAL``,
+        PostgreSQL ``synchronous_commit=off``): the change survives a crash of the controller
+        but a power loss can forget the last ones. Only for records whose loss is harmless.
+        """
+        engine = self._lazy_write_engine if lazy_sync else self._write_engine
+        with self._write_lock, _busy_as_error(), engine.begin() as connection:
+            if lazy_sync and not is_sqlite(self.url):
+                connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield connection
 
     @contextmanager

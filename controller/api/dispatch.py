@@ -8,6 +8,7 @@ from typing import Any
 from controller.api import instance_actions as inst
 from controller.api import tag_actions as tags
 from controller.api.action_call import ActionCall
+from controller.api.rpc_request import RpcRequest
 from controller.errors import UnknownAction, UnsupportedAction
 
 Handler = Callable[[ActionCall], dict[str, Any]]
@@ -32,6 +33,18 @@ NOT_YET_SUPPORTED: frozenset[str] = frozenset({
     "CreateEaisEi", "AttachEaisEi", "DetachEaisEi", "DeleteEaisEi", "StartEaisEi", "StopEaisEi",
     "StartEaiJupyter", "StopEaiJupyter", "GetInstanceMetrics",
 })
+
+
+# Replaying one of these changes nothing, so their nonces need not wait for the disk.
+READ_ONLY_ACTIONS: frozenset[str] = frozenset({"DescribeRegions", "DescribeEais", "ListTagResources"})
+
+
+def claimed_action(request: RpcRequest) -> str:
+    """The action a request names (ACS3 header, else the Action parameter); not yet verified."""
+    header = request.headers.get("x-acs-action", "")
+    if header:
+        return header
+    return next((value for name, value in request.query if name == "Action"), "")
 
 
 def handler_for(action: str) -> Handler:

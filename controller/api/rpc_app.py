@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from controller.accounts import KeyRing, remember_nonce
 from controller.api.action_call import ActionCall
 from controller.api.caller_auth import authenticate
-from controller.api.dispatch import handler_for
+from controller.api.dispatch import READ_ONLY_ACTIONS, claimed_action, handler_for
 from controller.api.render import error_json
 from controller.api.rpc_request import RpcRequest, headers_from_raw, parse_query
 from controller.clock import from_datetime, to_datetime
@@ -53,17 +53,24 @@ class RpcEndpoint:
             return self._error(InternalError("The request processing has failed due to some unknown error."), request_id)
 
     def handle(self, rpc: RpcRequest, request_id: str) -> dict:
+        read_only = claimed_action(rpc) in READ_ONLY_ACTIONS
+
+        def remember(access_key_id: str, nonce: str, signed_at: datetime) -> bool:
+            # Called only once the signature (which covers the action) has been verified.
+            return self._remember_nonce(access_key_id, nonce, signed_at, durable=not read_only)
+
         caller = authenticate(
-            rpc, lookup_secret=self.keys.secret, remember_nonce=self._remember_nonce,
+            rpc, lookup_secret=self.keys.secret, remember_nonce=remember,
             now=to_datetime(self.ctx.clock.now_us()), window=self.window,
         )
         handler = handler_for(caller.action)
         account_id = self.keys.owner(caller.access_key_id).account_id
         return handler(ActionCall(self.ctx, account_id, caller.params, request_id))
 
-    def _remember_nonce(self, access_key_id: str, nonce: str, signed_at: datetime) -> bool:
+    def _remember_nonce(self, access_key_id: str, nonce: str, signed_at: datetime, *, durable: bool) -> bool:
         # Keyed by the signed time: a request dated ahead stays replayable until signed_at + window.
-        return remember_nonce(self.ctx, access_key_id, nonce, max(from_datetime(signed_at), self.ctx.clock.now_us()))
+        seen_us = max(from_datetime(signed_at), self.ctx.clock.now_us())
+        return remember_nonce(self.ctx, access_key_id, nonce, seen_us, durable=durable)
 
     async def _read_body(self, request: Request) -> bytes:
         limit = self.ctx.settings.api.max_body_bytes
