@@ -10,7 +10,12 @@ from controller.tables import Instance
 
 
 def owned_instance(session: Session, account_id: str, region_id: str, instance_id: str) -> Instance:
-    instance = session.get(Instance, instance_id)
+    """The caller's instance, locked for this write transaction (``FOR UPDATE`` on PostgreSQL).
+
+    The lock makes check-then-change atomic against agent reports; SQLite's single writer
+    already gives that.
+    """
+    instance = session.get(Instance, instance_id, with_for_update=True)
     if (
         instance is None
         or instance.account_id != account_id
