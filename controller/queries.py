@@ -1,17 +1,24 @@
-"""DescribeEais: filtered, paged listing of a caller's instances in one region."""
+"""DescribeEais: filtered, paged listing of a caller's instances in one region.
+
+This is the hottest read path, so its statements are built once per *shape* of filter (which
+filters are present) with bound parameters, and reused: building SQLAlchemy expressions per
+request costs more than running them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from controller.context import ControllerContext
 from controller.errors import InvalidParameter
 from controller.states import LISTED, Status
 from controller.tables import ClientInstance, Instance, InstanceTag, ListedCount
+
 
 @dataclass(frozen=True)
 class InstanceFilter:
@@ -24,12 +31,14 @@ class InstanceFilter:
     resource_group_id: str = ""
     tags: list[tuple[str, str | None]] = field(default_factory=list)
 
+
 @dataclass(frozen=True)
 class InstanceView:
     instance: Any  # a row with the columns of ``instances`` (read with Core: this is the hot path)
     tags: list[tuple[str, str]]
     client_name: str
     client_type: str
+
 
 @dataclass(frozen=True)
 class Page:
@@ -38,55 +47,106 @@ class Page:
     page_number: int
     page_size: int
 
+
+@dataclass(frozen=True)
+class _Shape:
+    """Which filters a request uses; one set of prepared statements per shape."""
+
+    status: bool
+    ids: bool
+    client: bool
+    instance_type: bool
+    resource_group: bool
+    name: str  # "", "equal" or "like"
+    tags: tuple[bool, ...]  # per tag filter: does it name a value?
+
+
+@dataclass(frozen=True)
+class _Statements:
+    count: Select
+    page: Select
+
+
 def describe_instances(
     ctx: ControllerContext, account_id: str, wanted: InstanceFilter, page_number: int, page_size: int
 ) -> Page:
-    conditions = _conditions(account_id, wanted)
+    shape, params = _shape_and_params(account_id, wanted)
+    statements = _statements(shape)
+    params.update(offset=(page_number - 1) * page_size, limit=page_size)
     with ctx.db.read_connection() as conn:
-        total = _total(conn, account_id, wanted, conditions)
-        # Page through the covering index first, then read whole rows for the page only.
-        page_ids = conn.execute(
-            select(Instance.id).where(*conditions).order_by(*_NEWEST_FIRST)
-            .offset((page_number - 1) * page_size).limit(page_size)
-        ).scalars().all()
-        rows = conn.execute(
-            select(*Instance.__table__.c, ClientInstance.name.label("client_name"),
-                   ClientInstance.instance_type.label("client_type"))
-            .outerjoin(ClientInstance, ClientInstance.id == Instance.client_instance_id)
-            .where(Instance.id.in_(page_ids)).order_by(*_NEWEST_FIRST)
-        ).all() if page_ids else []
-        tags = _tags_of(conn, page_ids)
+        if shape == _UNFILTERED:  # the count apply() keeps, no row scan
+            total = conn.execute(_KEPT_COUNT, params).scalar() or 0
+        else:
+            total = conn.execute(statements.count, params).scalar_one()
+        rows = conn.execute(statements.page, params).all()
+        tags = _tags_of(conn, [row.id for row in rows])
     views = [InstanceView(row, tags.get(row.id, []), row.client_name or "", row.client_type or "") for row in rows]
     return Page(views, total, page_number, page_size)
 
-def _total(conn: Connection, account_id: str, wanted: InstanceFilter, conditions: list) -> int:  # noqa: ANN001
-    if wanted == InstanceFilter(region_id=wanted.region_id):  # unfiltered: the kept count, no row scan
-        listed = conn.execute(select(ListedCount.listed).where(
-            ListedCount.account_id == account_id, ListedCount.region_id == wanted.region_id)).scalar()
-        return listed or 0
-    return conn.execute(select(func.count()).select_from(Instance).where(*conditions)).scalar_one()
+
+def _shape_and_params(account_id: str, wanted: InstanceFilter) -> tuple[_Shape, dict[str, Any]]:
+    params: dict[str, Any] = {"account_id": account_id, "region_id": wanted.region_id,
+                              "status": _listed_status(wanted.status) if wanted.status else Status.RELEASED.value,
+                              "ids": wanted.instance_ids or [], "client_id": wanted.client_instance_id,
+                              "instance_type": wanted.instance_type, "resource_group_id": wanted.resource_group_id,
+                              "name": _like_pattern(wanted.name) if "*" in wanted.name else wanted.name}
+    for n, (key, value) in enumerate(wanted.tags):
+        params[f"tag_key_{n}"], params[f"tag_value_{n}"] = key, value
+    shape = _Shape(
+        status=bool(wanted.status), ids=wanted.instance_ids is not None, client=bool(wanted.client_instance_id),
+        instance_type=bool(wanted.instance_type), resource_group=bool(wanted.resource_group_id),
+        name="" if not wanted.name else ("like" if "*" in wanted.name else "equal"),
+        tags=tuple(value is not None for _, value in wanted.tags),
+    )
+    return shape, params
 
 
+_UNFILTERED = _Shape(False, False, False, False, False, "", ())
+_KEPT_COUNT = select(ListedCount.listed).where(
+    ListedCount.account_id == bindparam("account_id"), ListedCount.region_id == bindparam("region_id"))
 _NEWEST_FIRST = (Instance.created_us.desc(), Instance.id.desc())
 
 
-def _conditions(account_id: str, wanted: InstanceFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Instance.account_id == account_id, Instance.region_id == wanted.region_id]
-    if wanted.status:
-        conditions.append(Instance.status == _listed_status(wanted.status))
-    else:
-        conditions.append(Instance.status != Status.RELEASED.value)
-    if wanted.instance_ids is not None:
-        conditions.append(Instance.id.in_(wanted.instance_ids))
-    for column, value in ((Instance.client_instance_id, wanted.client_instance_id),
-                          (Instance.instance_type, wanted.instance_type),
-                          (Instance.resource_group_id, wanted.resource_group_id)):
-        if value:
-            conditions.append(column == value)
-    if wanted.name:
-        conditions.append(_name_condition(wanted.name))
-    conditions.extend(_tag_condition(key, value) for key, value in wanted.tags)
+@lru_cache(maxsize=256)
+def _statements(shape: _Shape) -> _Statements:
+    conditions = _conditions(shape)
+    # Page through the covering index first, then read whole rows for that page only.
+    page_ids = (select(Instance.id).where(*conditions).order_by(*_NEWEST_FIRST)
+                .offset(bindparam("offset")).limit(bindparam("limit")))
+    page = (
+        select(*Instance.__table__.c, ClientInstance.name.label("client_name"),
+               ClientInstance.instance_type.label("client_type"))
+        .outerjoin(ClientInstance, ClientInstance.id == Instance.client_instance_id)
+        .where(Instance.id.in_(page_ids.scalar_subquery()))
+        .order_by(*_NEWEST_FIRST)
+    )
+    return _Statements(count=select(func.count()).select_from(Instance).where(*conditions), page=page)
+
+
+def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        Instance.account_id == bindparam("account_id"), Instance.region_id == bindparam("region_id"),
+        Instance.status == bindparam("status") if shape.status else Instance.status != bindparam("status"),
+    ]
+    if shape.ids:
+        conditions.append(Instance.id.in_(bindparam("ids", expanding=True)))
+    for present, column, name in ((shape.client, Instance.client_instance_id, "client_id"),
+                                  (shape.instance_type, Instance.instance_type, "instance_type"),
+                                  (shape.resource_group, Instance.resource_group_id, "resource_group_id")):
+        if present:
+            conditions.append(column == bindparam(name))
+    if shape.name == "equal":
+        conditions.append(Instance.name == bindparam("name"))
+    elif shape.name == "like":
+        conditions.append(Instance.name.like(bindparam("name"), escape="\\"))
+    for n, has_value in enumerate(shape.tags):
+        # IN (ids having the tag) uses the (key, value) index; a correlated EXISTS would scan every instance.
+        tagged = select(InstanceTag.instance_id).where(InstanceTag.key == bindparam(f"tag_key_{n}"))
+        if has_value:
+            tagged = tagged.where(InstanceTag.value == bindparam(f"tag_value_{n}"))
+        conditions.append(Instance.id.in_(tagged))
     return conditions
+
 
 def _listed_status(status: str) -> str:
     if status not in {s.value for s in LISTED}:
@@ -94,29 +154,22 @@ def _listed_status(status: str) -> str:
         raise InvalidParameter(f"Status {status[:32]!r} is not a status; use one of: {known}.", detail="Status")
     return status
 
-def _name_condition(pattern: str) -> ColumnElement[bool]:
-    if "*" not in pattern:
-        return Instance.name == pattern
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
-    return Instance.name.like(escaped, escape="\\")
 
-def _tag_condition(key: str, value: str | None) -> ColumnElement[bool]:
-    # IN (ids having the tag) uses the (key, value) index; a correlated EXISTS would scan every instance.
-    tagged = select(InstanceTag.instance_id).where(InstanceTag.key == key)
-    if value is not None:
-        tagged = tagged.where(InstanceTag.value == value)
-    return Instance.id.in_(tagged)
+def _like_pattern(pattern: str) -> str:
+    return pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+
+
+_TAGS_OF = (
+    select(InstanceTag.instance_id, InstanceTag.key, InstanceTag.value)
+    .where(InstanceTag.instance_id.in_(bindparam("ids", expanding=True)))
+    .order_by(InstanceTag.instance_id, InstanceTag.key)
+)
+
 
 def _tags_of(conn: Connection, instance_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
     if not instance_ids:
         return {}
     found: dict[str, list[tuple[str, str]]] = {}
-    rows = conn.execute(
-        select(InstanceTag.instance_id, InstanceTag.key, InstanceTag.value)
-        .where(InstanceTag.instance_id.in_(instance_ids))
-        .order_by(InstanceTag.instance_id, InstanceTag.key)
-    ).all()
-    for instance_id, key, value in rows:
+    for instance_id, key, value in conn.execute(_TAGS_OF, {"ids": instance_ids}):
         found.setdefault(instance_id, []).append((key, value))
     return found
-
