@@ -40,7 +40,17 @@ class AccessKey(SQLModel, table=True):
     created_us: int = _us()
 
 
-class Node(SQLModel, table=True):
+class AgentPresence(SQLModel):
+    """Columns every agent-registered host has: liveness, session and heartbeat deadline."""
+
+    online: bool = True
+    session_token_hash: str = Field(default="", max_length=128)
+    heartbeat_deadline_us: int = _us()
+    registered_us: int = _us()
+    last_seen_us: int = _us()
+
+
+class Node(AgentPresence, table=True):
     """A GPU server (or CPU/simulated backend) registered by its node agent."""
 
     __tablename__ = "nodes"
@@ -52,11 +62,6 @@ class Node(SQLModel, table=True):
     backend: str = Field(max_length=32)  # "gpu", "cpu" or "simulated"
     accelerator_model: str = Field(default="", max_length=128)
     tf_version: str = Field(default="", max_length=32)
-    online: bool = True
-    session_token_hash: str = Field(default="", max_length=128)
-    heartbeat_deadline_us: int = _us()
-    registered_us: int = _us()
-    last_seen_us: int = _us()
 
 
 class Slice(SQLModel, table=True):
@@ -72,7 +77,7 @@ class Slice(SQLModel, table=True):
     draining: bool = False  # released, waiting for the node to confirm the memory is free
 
 
-class ClientInstance(SQLModel, table=True):
+class ClientInstance(AgentPresence, table=True):
     """A CPU VM registered by its VM agent; it belongs to one account."""
 
     __tablename__ = "client_instances"
@@ -88,11 +93,6 @@ class ClientInstance(SQLModel, table=True):
     vcpu: int = 0
     memory_mib: int = 0
     tf_endpoint: str = Field(default="", max_length=255)
-    online: bool = True
-    session_token_hash: str = Field(default="", max_length=128)
-    heartbeat_deadline_us: int = _us()
-    registered_us: int = _us()
-    last_seen_us: int = _us()
 
 
 class Instance(SQLModel, table=True):
