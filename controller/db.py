@@ -70,11 +70,15 @@ class Database:
             self._lazy_write_engine = self.engine.execution_options(eais_write=True, eais_lazy_sync=True)
         else:
             # No pre-ping (a round trip per checkout); a dropped connection is replaced after its error.
-            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=600)
+            # Custom plans: psycopg prepares repeated statements, and PostgreSQL's generic plan for a
+            # tag filter scans every instance (measured 24 ms against 5 ms).
+            self.engine = create_engine(self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=600,
+                                        connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
             # Single-statement lazy writes: autocommit, and the server does not wait for its WAL flush.
             self._lazy_write_engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=600,
-                isolation_level="AUTOCOMMIT", connect_args={"options": "-c synchronous_commit=off"},
+                isolation_level="AUTOCOMMIT",
+                connect_args={"options": "-c synchronous_commit=off -c plan_cache_mode=force_custom_plan"},
             )
         self._write_engine = self.engine.execution_options(eais_write=True)
         self._read_engine = self.engine if is_sqlite(self.url) else self._lazy_write_engine

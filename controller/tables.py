@@ -140,7 +140,7 @@ class ListedCount(SQLModel, table=True):
 
 class InstanceTag(SQLModel, table=True):
     __tablename__ = "instance_tags"
-    __table_args__ = (Index("ix_instance_tags_key_value", "key", "value"),)
+    __table_args__ = (Index("ix_instance_tags_key_value", "key", "value", "instance_id"),)  # covering for tag filters
     instance_id: str = Field(foreign_key="instances.id", primary_key=True, max_length=40)
     key: str = Field(primary_key=True, max_length=128)
     value: str = Field(default="", max_length=128)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 07:18:24.942687
+Create Date: 2026-11-21 07:45:06.131622
 """
 
 from __future__ import annotations
@@ -82,6 +82,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('account_id', 'region_id')
     )
     op.create_table('nodes',
+    sa.Column('online', sa.Boolean(), nullable=False),
+    sa.Column('session_token_hash', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('heartbeat_deadline_us', sa.BigInteger(), nullable=False),
+    sa.Column('registered_us', sa.BigInteger(), nullable=False),
+    sa.Column('last_seen_us', sa.BigInteger(), nullable=False),
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('region_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('zone_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -90,11 +95,6 @@ def upgrade() -> None:
     sa.Column('backend', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('accelerator_model', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('tf_version', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('online', sa.Boolean(), nullable=False),
-    sa.Column('session_token_hash', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-    sa.Column('heartbeat_deadline_us', sa.BigInteger(), nullable=False),
-    sa.Column('registered_us', sa.BigInteger(), nullable=False),
-    sa.Column('last_seen_us', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('nodes', schema=None) as batch_op:
@@ -140,6 +140,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_access_keys_account_id'), ['account_id'], unique=False)
 
     op.create_table('client_instances',
+    sa.Column('online', sa.Boolean(), nullable=False),
+    sa.Column('session_token_hash', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('heartbeat_deadline_us', sa.BigInteger(), nullable=False),
+    sa.Column('registered_us', sa.BigInteger(), nullable=False),
+    sa.Column('last_seen_us', sa.BigInteger(), nullable=False),
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('account_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('region_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -152,11 +157,6 @@ def upgrade() -> None:
     sa.Column('vcpu', sa.Integer(), nullable=False),
     sa.Column('memory_mib', sa.Integer(), nullable=False),
     sa.Column('tf_endpoint', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-    sa.Column('online', sa.Boolean(), nullable=False),
-    sa.Column('session_token_hash', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-    sa.Column('heartbeat_deadline_us', sa.BigInteger(), nullable=False),
-    sa.Column('registered_us', sa.BigInteger(), nullable=False),
-    sa.Column('last_seen_us', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -222,7 +222,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('instance_id', 'key')
     )
     with op.batch_alter_table('instance_tags', schema=None) as batch_op:
-        batch_op.create_index('ix_instance_tags_key_value', ['key', 'value'], unique=False)
+        batch_op.create_index('ix_instance_tags_key_value', ['key', 'value', 'instance_id'], unique=False)
 
 
 
