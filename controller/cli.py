@@ -71,7 +71,7 @@ def serve(
     admin_token(settings), node_token(settings)
     try:
         running = start_controller(ctx, api_processes=api_processes)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         err.print(f"[red]error:[/red] cannot bind: {exc}. Is another controller running? Choose other ports with --api-port/--grpc-port.")
         raise typer.Exit(1) from None
     state = settings.resolved_state_dir()

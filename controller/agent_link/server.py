@@ -34,6 +34,8 @@ def create_grpc_server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # gRPC shares ports by default: a second controller would silently split the agents.
+            ("grpc.so_reuseport", 0),
         ],
     )
     agents_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkServicer(ctx, watch=watch, rng=rng), server)

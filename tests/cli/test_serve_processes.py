@@ -73,3 +73,18 @@ def test_api_processes_exit_when_the_controller_is_killed(tmp_path):
     serve.kill()
     serve.wait(timeout=10)
     assert _wait_gone(workers, 15) == set()
+
+
+def test_a_second_controller_on_the_same_ports_refuses_to_start(tmp_path):
+    first, port = _start(tmp_path, 1)
+    try:
+        args = list(first.args)
+        grpc_port = args[args.index("--grpc-port") + 1]
+        for clash in (["--api-port", str(port), "--grpc-port", str(free_port())],
+                      ["--api-port", str(free_port()), "--grpc-port", grpc_port]):
+            second = subprocess.run([sys.executable, "-m", "controller.cli", "serve", "--db",
+                                     f"sqlite:///{tmp_path}/other.db", *clash], capture_output=True, text=True, timeout=60)
+            assert second.returncode == 1 and "cannot bind" in second.stderr, clash
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
