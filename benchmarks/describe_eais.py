@@ -48,7 +48,8 @@ def seed(ctx: ControllerContext, count: int) -> NewAccount:
     now = ctx.clock.now_us()
     with ctx.db.write() as session:
         session.add(Node(id="node-bench", region_id=REGION, zone_id=f"{REGION}-a", hostname="bench", gateway_address="-",
-                         backend="simulated", heartbeat_deadline_us=now, registered_us=now, last_seen_us=now))
+                         backend="simulated", heartbeat_deadline_us=now + 86_400_000_000,  # alive for the whole run
+                         registered_us=now, last_seen_us=now))
     rows, slices, tags, log = [], [], [], []
     for n in range(count):
         iid = f"eais-bench{n:015d}"
