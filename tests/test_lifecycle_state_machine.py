@@ -509,15 +509,27 @@ class LifecycleMachine(RuleBasedStateMachine):
     def _agent(self, agent_id: str) -> tuple[AgentKind, ModelAgent]:
         return (AgentKind.NODE, self.nodes[agent_id]) if agent_id in NODES else (AgentKind.VM, self.vms[agent_id])
 
-    @rule(index=PICK, whose=st.sampled_from(["a bound instance's node", "an instance's node", "a bound VM", "any agent"]))
+    @rule(index=PICK, whose=st.sampled_from(["an instance's node", "a bound VM", "any agent"]))
     def agent_falls_silent(self, index: int, whose: str) -> None:
         """It stops beating and reporting; the first expiry after its deadline and grace notices."""
         candidates = {
-            "a bound instance's node": sorted({i.node_id for i in self._live() if i.client}),
             "an instance's node": sorted({i.node_id for i in self._live()}),
             "a bound VM": sorted({i.client for i in self._live() if i.client}),
         }.get(whose) or [*sorted(NODES), *VMS]
         self._agent(pick(candidates, index))[1].silent = True
+
+    @precondition(lambda self: any(m.online and not m.silent for m in self.nodes.values()))
+    @rule(index=PICK)
+    def a_node_is_lost(self, index: int) -> None:
+        """A node (preferably one serving a bound instance) falls silent, and the first heartbeat
+        expiry after its deadline and grace period runs."""
+        talking = [n for n, m in self.nodes.items() if m.online and not m.silent]
+        serving = sorted({i.node_id for i in self._live() if i.client} & set(talking))
+        node_id = pick(serving or talking, index)
+        model = self.nodes[node_id]
+        model.silent = True
+        self.time_passes(max(0, model.deadline_us + GRACE_S * US_PER_S + 1 - self.now), "heartbeat expiry")
+        assert not model.online
 
     @precondition(lambda self: any(m.silent for m in [*self.nodes.values(), *self.vms.values()]))
     @rule(index=PICK, reregister=st.booleans())
@@ -607,7 +619,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # ---- a fleet to start from ---------------------------------------------------------------
 
-    @initialize(statuses=st.lists(st.sampled_from([P, S, A, AT, U, D]), max_size=len(VMS)))
+    @initialize(statuses=st.lists(st.sampled_from([P, S, A, AT, U, D]), min_size=1, max_size=len(VMS)))
     def a_fleet_to_start_from(self, statuses: list[Status]) -> None:
         """Up to three instances, each brought to a drawn status by the same calls the rules make."""
         for vm_id, wanted in zip(VMS, statuses, strict=False):
