@@ -25,9 +25,9 @@ from controller.errors import (
     InvalidEaiStatus,
 )
 from controller.ids import new_attachment_id
-from controller.lifecycle import apply
+from controller.lifecycle import apply, status_race_refused
 from controller.ownership import owned_instance
-from controller.states import Event, IllegalTransition, Status
+from controller.states import Event, Status
 from controller.tables import Attachment, ClientInstance, Instance, Slice
 
 CLIENT_KINDS = frozenset({"ECS", "ECI"})
@@ -37,7 +37,7 @@ def attach_instance(
     ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, client_id: str, *, request_id: str
 ) -> None:
     try:
-        with ctx.db.write() as session:
+        with status_race_refused(instance_id, "attaching"), ctx.db.write() as session:
             instance = owned_instance(session, account_id, region_id, instance_id)
             client = _usable_client(ctx, session, account_id, region_id, client_id)
             _check_network(instance, client)
@@ -48,21 +48,16 @@ def attach_instance(
             instance.attachment_id = attachment.id
             apply(session, instance, Event.ATTACH, now_us=attachment.created_us,
                   reason=f"AttachEai to {client.id}", request_id=request_id)
-    except IllegalTransition:
-        raise InvalidEaiStatus(f"The instance {instance_id} changed status while attaching; describe it and retry.") from None
     except IntegrityError:
         raise ClientAlreadyBound(f"The client instance {client_id} already holds an EAIS instance; detach that one first.") from None
 
 
 def detach_instance(ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, *, request_id: str) -> None:
-    try:
-        with ctx.db.write() as session:
-            instance = owned_instance(session, account_id, region_id, instance_id)
-            _require_status(instance, Status.IN_USE, "detached", "Only an InUse instance can be detached.")
-            apply(session, instance, Event.DETACH, now_us=ctx.clock.now_us(),
-                  reason=f"DetachEai from {instance.client_instance_id}", request_id=request_id)
-    except IllegalTransition:
-        raise InvalidEaiStatus(f"The instance {instance_id} changed status while detaching; describe it and retry.") from None
+    with status_race_refused(instance_id, "detaching"), ctx.db.write() as session:
+        instance = owned_instance(session, account_id, region_id, instance_id)
+        _require_status(instance, Status.IN_USE, "detached", "Only an InUse instance can be detached.")
+        apply(session, instance, Event.DETACH, now_us=ctx.clock.now_us(),
+              reason=f"DetachEai from {instance.client_instance_id}", request_id=request_id)
 
 
 def _usable_client(

@@ -7,12 +7,16 @@ racing transactions cannot both move the same instance: the loser gets
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from controller.errors import InvalidEaiStatus
 from controller.states import BOUND, Event, IllegalTransition, Status, next_status
 from controller.tables import Instance, ListedCount, Transition
 
@@ -60,6 +64,15 @@ def _count_listed(session: Session, instance: Instance, delta: int) -> None:
     statement = insert(ListedCount).values(account_id=instance.account_id, region_id=instance.region_id, listed=delta)
     session.execute(statement.on_conflict_do_update(
         index_elements=["account_id", "region_id"], set_={"listed": ListedCount.listed + delta}))
+
+
+@contextmanager
+def status_race_refused(instance_id: str, doing: str) -> Iterator[None]:
+    """A compare-and-set lost to a concurrent change becomes the caller's ``InvalidEaiStatus``."""
+    try:
+        yield
+    except IllegalTransition:
+        raise InvalidEaiStatus(f"The instance {instance_id} changed status while {doing}; describe it and retry.") from None
 
 
 def _row_values(instance: Instance, target: Status, now_us: int) -> dict[str, object]:

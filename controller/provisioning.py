@@ -15,12 +15,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from controller.catalogue import require_instance_type, require_region
 from controller.context import ControllerContext
 from controller.errors import (
     IdempotentParameterMismatch,
     InDebt,
-    InvalidInstanceType,
-    InvalidRegion,
     NoPermission,
     NoResources,
     VSwitchNotFound,
@@ -98,12 +97,8 @@ def _create_in_transaction(
 
 
 def _check_catalogue(ctx: ControllerContext, request: CreateRequest) -> None:
-    if ctx.settings.region(request.region_id) is None:
-        served = ", ".join(r.region_id for r in ctx.settings.regions)
-        raise InvalidRegion(f"Region {request.region_id!r} is not served; served regions: {served} (see DescribeRegions).")
-    if request.instance_type not in ctx.settings.instance_types:
-        known = ", ".join(ctx.settings.instance_types)
-        raise InvalidInstanceType(f"InstanceType {request.instance_type!r} does not exist; choose one of: {known}.")
+    require_region(ctx.settings, request.region_id)
+    require_instance_type(ctx.settings, request.instance_type)
 
 
 def _previous_result(session: Session, account_id: str, request: CreateRequest) -> str | None:

@@ -7,36 +7,30 @@ from sqlmodel import Session
 
 from controller.context import ControllerContext
 from controller.errors import ClientForbidden, InvalidEaiStatus
-from controller.lifecycle import apply
+from controller.lifecycle import apply, status_race_refused
 from controller.ownership import owned_instance
-from controller.states import FORCE_TO_RELEASE, RELEASABLE_WITHOUT_FORCE, Event, IllegalTransition, Status
+from controller.states import FORCE_TO_RELEASE, RELEASABLE_WITHOUT_FORCE, Event, Status
 from controller.tables import Attachment, Instance, Slice
 
 
 def delete_instance(
     ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, *, force: bool, request_id: str
 ) -> None:
-    try:
-        with ctx.db.write() as session:
-            instance = owned_instance(session, account_id, region_id, instance_id)
-            _check_releasable(instance, force)
-            _release(ctx, session, instance, reason=f"DeleteEai{' with Force' if force else ''}", request_id=request_id)
-    except IllegalTransition:
-        raise InvalidEaiStatus(f"The instance {instance_id} changed status while releasing; describe it and retry.") from None
+    with status_race_refused(instance_id, "releasing"), ctx.db.write() as session:
+        instance = owned_instance(session, account_id, region_id, instance_id)
+        _check_releasable(instance, force)
+        _release(ctx, session, instance, reason=f"DeleteEai{' with Force' if force else ''}", request_id=request_id)
 
 
 def delete_instance_and_client(
     ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, client_id: str | None, *, request_id: str
 ) -> None:
     """DeleteEaiAll: release the instance whatever its status. Client VMs are not ours to delete."""
-    try:
-        with ctx.db.write() as session:
-            instance = owned_instance(session, account_id, region_id, instance_id)
-            if client_id and instance.client_instance_id not in (None, client_id):
-                raise ClientForbidden(f"The instance {instance_id} is not bound to {client_id}.")
-            _release(ctx, session, instance, reason="DeleteEaiAll", request_id=request_id)
-    except IllegalTransition:
-        raise InvalidEaiStatus(f"The instance {instance_id} changed status while releasing; describe it and retry.") from None
+    with status_race_refused(instance_id, "releasing"), ctx.db.write() as session:
+        instance = owned_instance(session, account_id, region_id, instance_id)
+        if client_id and instance.client_instance_id not in (None, client_id):
+            raise ClientForbidden(f"The instance {instance_id} is not bound to {client_id}.")
+        _release(ctx, session, instance, reason="DeleteEaiAll", request_id=request_id)
 
 
 def _check_releasable(instance: Instance, force: bool) -> None:

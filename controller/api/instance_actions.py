@@ -8,7 +8,7 @@ from controller.api import params as p
 from controller.api.action_call import ActionCall
 from controller.api.render import instance_json
 from controller.binding import attach_instance, detach_instance
-from controller.errors import InvalidRegion
+from controller.catalogue import require_region
 from controller.provisioning import CreateRequest, create_instance
 from controller.queries import InstanceFilter, describe_instances
 from controller.release import delete_instance, delete_instance_and_client
@@ -18,11 +18,7 @@ MAX_DESCRIBE_IDS = 200
 
 
 def region_of(call: ActionCall) -> str:
-    region_id = p.required(call.params, "RegionId")
-    if call.ctx.settings.region(region_id) is None:
-        served = ", ".join(r.region_id for r in call.ctx.settings.regions)
-        raise InvalidRegion(f"Region {region_id!r} is not served; served regions: {served} (see DescribeRegions).")
-    return region_id
+    return require_region(call.ctx.settings, p.required(call.params, "RegionId"))
 
 
 def describe_regions(call: ActionCall) -> dict[str, Any]:
