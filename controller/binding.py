@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from controller.agent_link.registration_rules import CLIENT_KINDS
 from controller.context import ControllerContext
 from controller.errors import (
     ClientAlreadyBound,
@@ -29,9 +30,6 @@ from controller.lifecycle import apply, status_race_refused
 from controller.ownership import owned_instance
 from controller.states import Event, Status
 from controller.tables import Attachment, ClientInstance, Instance, Slice
-
-CLIENT_KINDS = frozenset({"ECS", "ECI"})
-
 
 def attach_instance(
     ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, client_id: str, *, request_id: str

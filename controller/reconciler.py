@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 
 from controller.accounts import forget_nonces_before
+from controller.agent_link.heartbeats import expire_heartbeats
 from controller.clock import US_PER_S
 from controller.context import ControllerContext
+from controller.ledger import close_hours
 from controller.lifecycle import apply
 from controller.states import Event, IllegalTransition, Status
 from controller.tables import Attachment, Instance
@@ -77,9 +79,6 @@ def _time_out(ctx: ControllerContext, instance_id: str, status: Status, event: E
 
 
 def reconcile_once(ctx: ControllerContext, *, close_billing: bool = True) -> PassReport:
-    from controller.agent_link.heartbeats import expire_heartbeats
-    from controller.ledger import close_hours
-
     report = PassReport()
     report.lost_nodes = expire_heartbeats(ctx)
     report.timed_out = time_out_stuck_instances(ctx)

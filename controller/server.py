@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import grpc
 import uvicorn
 
+from controller.agent_link.server import create_grpc_server
 from controller.api.app import create_app
 from controller.api_workers import spawn_api_workers, stop_api_workers
 from controller.context import ControllerContext
@@ -59,8 +60,6 @@ class RunningController:
 
 def start_controller(ctx: ControllerContext, *, reconcile: bool = True, api_processes: int = 1) -> RunningController:
     """Bind everything and start gRPC and the reconciler; HTTP starts with ``serve_api_forever``."""
-    from controller.agent_link.server import create_grpc_server
-
     settings = ctx.settings
     api_socket, api_port = bind_api_socket(settings.api_host, settings.api_port)
     # Workers are separate interpreters (not forks), started before gRPC's threads exist.
