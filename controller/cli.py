@@ -68,7 +68,8 @@ def serve(
                          grpc_host=grpc_host, grpc_port=grpc_port)
     err.print(f"eais-controller: opening {settings.db_url} and applying migrations ...")
     ctx = _open(settings)
-    admin_token(settings), node_token(settings)
+    admin_token(settings)  # create the token files now, so the lines below can point at them
+    node_token(settings)
     try:
         running = start_controller(ctx, api_processes=api_processes)
     except (OSError, RuntimeError) as exc:
