@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	@echo "setup: creating $(VENV) and installing eais with its test tools ..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip uv
-	@$(VENV)/bin/uv pip install -q --python $(PY) -e '.[test]'
+	@$(VENV)/bin/uv pip install -q --python $(PY) -e '.[cpu,test]'
 	@touch $(STAMP)
 	@echo "setup: done"
 

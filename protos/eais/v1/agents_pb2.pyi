@@ -99,7 +99,7 @@ class SliceOffer(_message.Message):
     def __init__(self, local_id: _Optional[str] = ..., instance_type: _Optional[str] = ..., gpu_index: _Optional[int] = ..., memory_mib: _Optional[int] = ...) -> None: ...
 
 class NodeRegistration(_message.Message):
-    __slots__ = ("node_id", "hostname", "region_id", "zone_id", "gateway_address", "backend", "accelerator_model", "tf_version", "slices")
+    __slots__ = ("node_id", "hostname", "region_id", "zone_id", "gateway_address", "backend", "accelerator_model", "tf_version", "slices", "gateway_csr_pem")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     REGION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class NodeRegistration(_message.Message):
     ACCELERATOR_MODEL_FIELD_NUMBER: _ClassVar[int]
     TF_VERSION_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_CSR_PEM_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     hostname: str
     region_id: str
@@ -118,7 +119,8 @@ class NodeRegistration(_message.Message):
     accelerator_model: str
     tf_version: str
     slices: _containers.RepeatedCompositeFieldContainer[SliceOffer]
-    def __init__(self, node_id: _Optional[str] = ..., hostname: _Optional[str] = ..., region_id: _Optional[str] = ..., zone_id: _Optional[str] = ..., gateway_address: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., accelerator_model: _Optional[str] = ..., tf_version: _Optional[str] = ..., slices: _Optional[_Iterable[_Union[SliceOffer, _Mapping]]] = ...) -> None: ...
+    gateway_csr_pem: str
+    def __init__(self, node_id: _Optional[str] = ..., hostname: _Optional[str] = ..., region_id: _Optional[str] = ..., zone_id: _Optional[str] = ..., gateway_address: _Optional[str] = ..., backend: _Optional[_Union[Backend, str]] = ..., accelerator_model: _Optional[str] = ..., tf_version: _Optional[str] = ..., slices: _Optional[_Iterable[_Union[SliceOffer, _Mapping]]] = ..., gateway_csr_pem: _Optional[str] = ...) -> None: ...
 
 class VmRegistration(_message.Message):
     __slots__ = ("client_instance_id", "region_id", "zone_id", "vpc_id", "vswitch_id", "kind", "name", "instance_type", "vcpu", "memory_mib", "tf_endpoint")
@@ -163,18 +165,22 @@ class HeartbeatDeadline(_message.Message):
     def __init__(self, deadline_us: _Optional[int] = ..., beat_within_ms: _Optional[int] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("session_token", "agent_id", "agent_kind", "heartbeat", "server_time_us")
+    __slots__ = ("session_token", "agent_id", "agent_kind", "heartbeat", "server_time_us", "gateway_certificate_pem", "ca_certificate_pem")
     SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_KIND_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     SERVER_TIME_US_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
     session_token: str
     agent_id: str
     agent_kind: AgentKind
     heartbeat: HeartbeatDeadline
     server_time_us: int
-    def __init__(self, session_token: _Optional[str] = ..., agent_id: _Optional[str] = ..., agent_kind: _Optional[_Union[AgentKind, str]] = ..., heartbeat: _Optional[_Union[HeartbeatDeadline, _Mapping]] = ..., server_time_us: _Optional[int] = ...) -> None: ...
+    gateway_certificate_pem: str
+    ca_certificate_pem: str
+    def __init__(self, session_token: _Optional[str] = ..., agent_id: _Optional[str] = ..., agent_kind: _Optional[_Union[AgentKind, str]] = ..., heartbeat: _Optional[_Union[HeartbeatDeadline, _Mapping]] = ..., server_time_us: _Optional[int] = ..., gateway_certificate_pem: _Optional[str] = ..., ca_certificate_pem: _Optional[str] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ()
@@ -275,14 +281,18 @@ class VmAttachment(_message.Message):
     def __init__(self, instance_id: _Optional[str] = ..., instance_type: _Optional[str] = ..., status: _Optional[str] = ..., node_gateway_address: _Optional[str] = ..., attachment_id: _Optional[str] = ..., attachment_token: _Optional[str] = ..., node_tf_version: _Optional[str] = ...) -> None: ...
 
 class SliceUsage(_message.Message):
-    __slots__ = ("gpu_core_usage_percent", "gpu_memory_usage_percent", "memory_used_mib")
+    __slots__ = ("gpu_core_usage_percent", "gpu_memory_usage_percent", "memory_used_mib", "cpu_usage_percent", "memory_usage_percent")
     GPU_CORE_USAGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
     GPU_MEMORY_USAGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_MIB_FIELD_NUMBER: _ClassVar[int]
+    CPU_USAGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_USAGE_PERCENT_FIELD_NUMBER: _ClassVar[int]
     gpu_core_usage_percent: float
     gpu_memory_usage_percent: float
     memory_used_mib: int
-    def __init__(self, gpu_core_usage_percent: _Optional[float] = ..., gpu_memory_usage_percent: _Optional[float] = ..., memory_used_mib: _Optional[int] = ...) -> None: ...
+    cpu_usage_percent: float
+    memory_usage_percent: float
+    def __init__(self, gpu_core_usage_percent: _Optional[float] = ..., gpu_memory_usage_percent: _Optional[float] = ..., memory_used_mib: _Optional[int] = ..., cpu_usage_percent: _Optional[float] = ..., memory_usage_percent: _Optional[float] = ...) -> None: ...
 
 class SliceActualState(_message.Message):
     __slots__ = ("slice_id", "phase", "worker", "attachment_id", "memory_free", "failure_reason", "usage")
