@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -60,6 +61,7 @@ def serve(
     api_processes: Annotated[int, typer.Option(min=1, max=64, help="Processes answering the EAIS API (one per core helps under load).")] = 1,
 ) -> None:
     """Run the controller: EAIS API, admin API, agent gRPC service and reconciler, until Ctrl-C."""
+    from agent.service_notify import ServiceNotifier, ready_then_watchdog
     from controller.key_store import admin_token, node_token
     from controller.server import start_controller
 
@@ -80,11 +82,27 @@ def serve(
     err.print(f"eais-controller: admin API     http://{settings.api_host}:{running.api_port}/admin/docs  (token: {state / 'admin.token'})")
     err.print(f"eais-controller: agent gRPC    {settings.grpc_host}:{running.grpc_port}  (node token: {state / 'node.token'})")
     err.print("eais-controller: ready (Ctrl-C stops)")
+    notifier = ServiceNotifier()
+    serving = f"EAIS API on {settings.api_host}:{running.api_port}, agent gRPC on {settings.grpc_host}:{running.grpc_port}"
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets the clean-up below run.
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        running.serve_api_forever()
+        running.serve_api_forever(every_second=ready_then_watchdog(notifier, serving))
+    except _Terminated:
+        pass  # a requested stop (systemctl stop): exit 0, which systemd counts as clean
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        notifier.stopping()
         running.stop()
         err.print("eais-controller: stopped")
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the serving loop returns (BaseException: no ``except Exception`` swallows it)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 @account_app.command("create")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -41,8 +42,19 @@ class RunningController:
     api_socket: socket.socket
     api_workers: list = field(default_factory=list)
 
-    def serve_api_forever(self) -> None:
-        """Serve HTTP in this thread until SIGINT/SIGTERM (uvicorn handles the signals)."""
+    def serve_api_forever(self, every_second: Callable[[], None] | None = None) -> None:
+        """Serve HTTP in this thread until SIGINT/SIGTERM (uvicorn handles the signals).
+
+        ``every_second`` runs on the serving loop about once a second, the first time as soon as
+        the API accepts requests: where systemd's READY=1 and WATCHDOG=1 come from.
+        """
+        if every_second is not None:
+            async def on_tick() -> None:
+                every_second()
+
+            # uvicorn's main loop calls callback_notify at most once a second, when timeout_notify has passed.
+            self.api_server.config.callback_notify = on_tick
+            self.api_server.config.timeout_notify = 0
         self.api_server.run(sockets=[self.api_socket])
 
     def start_api_in_thread(self) -> threading.Thread:
