@@ -16,11 +16,13 @@ from enum import StrEnum
 from sqlmodel import Session
 
 from controller.agent_link import attachment_progress as progress
+from controller.clock import US_PER_S
 from controller.context import ControllerContext
 from controller.errors import InvalidParameter, NoPermission
 from controller.lifecycle import apply
 from controller.states import Event, IllegalTransition, Status
 from controller.tables import Attachment, ClientInstance, Instance, Node, Slice, Transition
+from controller.usage_samples import UsageFigures, record_usage_sample
 
 
 class SlicePhase(StrEnum):
@@ -55,6 +57,7 @@ class SliceReport:
     attachment_id: str = ""
     memory_free: bool = False
     failure_reason: str = ""
+    usage: UsageFigures | None = None
 
     @property
     def free(self) -> bool:
@@ -79,9 +82,12 @@ def apply_node_report(ctx: ControllerContext, node_id: str, reports: Sequence[Sl
     """Act on a node's per-slice report; refuses slices of other nodes (PERMISSION_DENIED)."""
     _check_slice_ids(node_id, reports)
     outcome = ReportOutcome()
+    sample_gap_us = round(ctx.settings.lifecycle.usage_sample_interval_s * US_PER_S)
     for report in reports:
-        _in_own_transaction(ctx, outcome, f"slice {report.slice_id}",
-                            lambda session, now, r=report: _act_on_slice(session, node_id, r, now, outcome.notes))
+        _in_own_transaction(
+            ctx, outcome, f"slice {report.slice_id}",
+            lambda session, now, r=report: _act_on_slice(session, node_id, r, now, outcome.notes, sample_gap_us),
+        )
     return outcome
 
 
@@ -121,17 +127,38 @@ def _in_own_transaction(
     outcome.transitions.extend(transitions)
 
 
-def _act_on_slice(session: Session, node_id: str, report: SliceReport, now: int, notes: list[str]) -> list[Transition]:
+def _act_on_slice(
+    session: Session, node_id: str, report: SliceReport, now: int, notes: list[str], sample_gap_us: int
+) -> list[Transition]:
     row = session.get(Slice, report.slice_id)
     if row is None or row.node_id != node_id:
         notes.append(f"slice {report.slice_id}: unknown to the controller; register it first")
         return []
     instance = session.get(Instance, row.instance_id) if row.instance_id else None
     if row.draining or instance is None or instance.status == Status.RELEASED:
-        _settle_released_slice(session, row, report)
+        _settle_released_slice(session, row, report)  # usage of a slice that serves no instance is nobody's metric
         return []
     node = session.get(Node, node_id)
-    return _slice_rules(session, node, instance, report, now, notes) if node else []
+    transitions = _slice_rules(session, node, instance, report, now, notes) if node else []
+    _keep_usage(session, instance, report, now, sample_gap_us, notes)
+    return transitions
+
+
+def _keep_usage(
+    session: Session, instance: Instance, report: SliceReport, now: int, sample_gap_us: int, notes: list[str]
+) -> None:
+    """Sample the figures when they come from the worker of the instance's current attachment."""
+    if report.usage is None or not report.attachment_id:
+        return
+    current = progress.current_attachment(session, instance)
+    if current is None or current.id != report.attachment_id:
+        return  # a worker of an earlier attachment: its figures say nothing about the instance now
+    figures = report.usage.sanitised()
+    if figures is None:
+        notes.append(f"slice {report.slice_id}: usage figures are not numbers; sample dropped")
+        return
+    record_usage_sample(session, instance_id=instance.id, attachment_id=current.id, slice_id=report.slice_id,
+                        figures=figures, now_us=now, min_gap_us=sample_gap_us)
 
 
 def _settle_released_slice(session: Session, row: Slice, report: SliceReport) -> None:

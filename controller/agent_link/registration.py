@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
+from controller.agent_ca import AgentCA, load_or_create_agent_ca
 from controller.agent_link.heartbeats import next_heartbeat_deadline_us
 from controller.agent_link.registration_rules import NodeInfo, SliceOfferInfo, VmInfo, check_node, check_vm
 from controller.agent_link.sessions import AgentKind, new_session_token, session_token_hash
@@ -29,15 +30,21 @@ class Registration:
     agent_id: str
     session_token: str
     heartbeat_deadline_us: int
+    gateway_certificate_pem: str = ""
+    ca_certificate_pem: str = ""
 
 
 def slice_id_for(node_id: str, local_id: str) -> str:
     return f"{node_id}/{local_id}"
 
 
-def register_node(ctx: ControllerContext, info: NodeInfo, *, rng: random.Random | None = None) -> Registration:
+def register_node(
+    ctx: ControllerContext, info: NodeInfo, ca: AgentCA | None = None, *, rng: random.Random | None = None
+) -> Registration:
     """Upsert the node (online, new session) and its slices; the caller checked the node token."""
     check_node(ctx.settings, info)
+    ca = ca or load_or_create_agent_ca(ctx.settings)
+    certificate = ca.sign_gateway(info.gateway_csr_pem, info.gateway_address) if info.gateway_csr_pem else ""
     now = ctx.clock.now_us()
     token = new_session_token(AgentKind.NODE)
     deadline = next_heartbeat_deadline_us(ctx.settings.lifecycle, now, rng)
@@ -55,7 +62,7 @@ def register_node(ctx: ControllerContext, info: NodeInfo, *, rng: random.Random 
         session.add(node)
         session.flush()  # the node row must exist before slices reference it
         _sync_slices(session, info.node_id, info.slices)
-    return Registration(AgentKind.NODE, info.node_id, token, deadline)
+    return Registration(AgentKind.NODE, info.node_id, token, deadline, certificate, ca.certificate_pem)
 
 
 def _sync_slices(session: Session, node_id: str, offers: tuple[SliceOfferInfo, ...]) -> None:
@@ -75,7 +82,8 @@ def _sync_slices(session: Session, node_id: str, offers: tuple[SliceOfferInfo, .
 
 
 def register_vm(
-    ctx: ControllerContext, info: VmInfo, account_id: str, *, rng: random.Random | None = None
+    ctx: ControllerContext, info: VmInfo, account_id: str, ca: AgentCA | None = None,
+    *, rng: random.Random | None = None,
 ) -> Registration:
     """Upsert the VM as a client instance of ``account_id`` (the account whose AccessKey signed)."""
     check_vm(ctx.settings, info)
@@ -100,4 +108,5 @@ def register_vm(
             }
         )
         session.add(vm)
-    return Registration(AgentKind.VM, info.client_instance_id, token, deadline)
+    ca = ca or load_or_create_agent_ca(ctx.settings)
+    return Registration(AgentKind.VM, info.client_instance_id, token, deadline, "", ca.certificate_pem)

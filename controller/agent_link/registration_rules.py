@@ -38,6 +38,7 @@ class NodeInfo:
     accelerator_model: str
     tf_version: str
     slices: tuple[SliceOfferInfo, ...]
+    gateway_csr_pem: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,9 @@ def check_node(settings: ControllerSettings, info: NodeInfo) -> None:
     _text(info.accelerator_model, "accelerator_model", 128, required=False)
     _text(info.tf_version, "tf_version", 32, required=False)
     _one_of(info.backend, BACKENDS, "backend")
+    if info.backend != "simulated" and not info.gateway_csr_pem:
+        raise InvalidParameter("gateway_csr_pem is required: a node with a real backend serves its gateway over TLS "
+                               "with a certificate the controller signs.")
     check_region_and_zone(settings, info.region_id, info.zone_id)
     if len(info.slices) > MAX_SLICES_PER_NODE:
         raise InvalidParameter(f"A node may offer at most {MAX_SLICES_PER_NODE} slices; got {len(info.slices)}.")

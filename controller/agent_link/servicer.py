@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from controller.agent_ca import load_or_create_agent_ca
 from controller.agent_link import wire
 from controller.agent_link.actual_state import apply_node_report, apply_vm_report
 from controller.agent_link.auth import AgentAuthenticator, metadata_dict
@@ -38,6 +39,7 @@ class AgentLinkServicer(agents_pb2_grpc.AgentLinkServicer):
     ) -> None:
         self._ctx = ctx
         self._auth = AgentAuthenticator(ctx)
+        self._ca = load_or_create_agent_ca(ctx.settings)
         self._watch = watch or WatchTiming()
         self._rng = rng
 
@@ -47,10 +49,10 @@ class AgentLinkServicer(agents_pb2_grpc.AgentLinkServicer):
         which = request.WhichOneof("agent")
         if which == "node":
             self._auth.require_node_token(metadata)
-            registration = register_node(self._ctx, wire.node_info(request.node), rng=self._rng)
+            registration = register_node(self._ctx, wire.node_info(request.node), self._ca, rng=self._rng)
         elif which == "vm":
             account_id = self._auth.vm_account(metadata, request.SerializeToString(deterministic=True))
-            registration = register_vm(self._ctx, wire.vm_info(request.vm), account_id, rng=self._rng)
+            registration = register_vm(self._ctx, wire.vm_info(request.vm), account_id, self._ca, rng=self._rng)
         else:
             raise MissingParameter("node or vm")
         return wire.register_response(registration, self._ctx.clock.now_us())

@@ -14,6 +14,7 @@ from controller.agent_link.desired_state import NodeDesired, SliceDesired, Slice
 from controller.agent_link.registration import Registration
 from controller.agent_link.registration_rules import NodeInfo, SliceOfferInfo, VmInfo
 from controller.agent_link.sessions import AgentKind
+from controller.usage_samples import UsageFigures
 from protos.eais.v1 import agents_pb2 as pb
 
 _BACKENDS = {pb.BACKEND_GPU: "gpu", pb.BACKEND_CPU: "cpu", pb.BACKEND_SIMULATED: "simulated"}
@@ -46,6 +47,7 @@ def node_info(message: pb.NodeRegistration) -> NodeInfo:
             SliceOfferInfo(offer.local_id, offer.instance_type, offer.gpu_index, offer.memory_mib)
             for offer in message.slices
         ),
+        gateway_csr_pem=message.gateway_csr_pem,
     )
 
 
@@ -65,9 +67,18 @@ def slice_reports(message: pb.NodeActualState) -> list[SliceReport]:
             slice_id=entry.slice_id, phase=_PHASES.get(entry.phase, SlicePhase.UNKNOWN),
             worker=_WORKERS.get(entry.worker, WorkerState.UNKNOWN), attachment_id=entry.attachment_id,
             memory_free=entry.memory_free, failure_reason=entry.failure_reason[:MAX_REASON],
+            usage=_usage_figures(entry.usage) if entry.HasField("usage") else None,
         )
-        for entry in message.slices  # usage figures are accepted and not stored yet
+        for entry in message.slices
     ]
+
+
+def _usage_figures(message: pb.SliceUsage) -> UsageFigures:
+    return UsageFigures(
+        gpu_core_percent=message.gpu_core_usage_percent, gpu_memory_percent=message.gpu_memory_usage_percent,
+        memory_used_mib=message.memory_used_mib, cpu_percent=message.cpu_usage_percent,
+        memory_percent=message.memory_usage_percent,
+    )
 
 
 def channel_report(message: pb.VmActualState) -> ChannelReport:
@@ -86,6 +97,8 @@ def register_response(registration: Registration, now_us: int) -> pb.RegisterRes
         session_token=registration.session_token, agent_id=registration.agent_id,
         agent_kind=_AGENT_KINDS[registration.kind],
         heartbeat=heartbeat_deadline(registration.heartbeat_deadline_us, now_us), server_time_us=now_us,
+        gateway_certificate_pem=registration.gateway_certificate_pem,
+        ca_certificate_pem=registration.ca_certificate_pem,
     )
 
 

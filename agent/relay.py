@@ -1,0 +1,157 @@
+"""Byte relay between two connected sockets: how TensorFlow's gRPC crosses the agents unchanged.
+
+The agents never parse TensorFlow's traffic; after the gateway handshake they copy bytes both
+ways. One thread per direction with blocking sockets: the copy loop spends its time in the
+kernel (recv/send release the GIL), which beats an asyncio or message-level gRPC proxy by a wide
+margin. Between two plain TCP sockets the bytes move with ``splice(2)`` through a pipe and are
+never copied into Python; a TLS side goes through ``recv_into`` and ``sendall`` of one buffer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import threading
+from collections.abc import Callable
+
+BUFFER_BYTES = 1 << 20
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0)  # not SPLICE_F_MORE: it corks small gRPC frames
+
+
+def tune(sock: socket.socket) -> None:
+    """Small gRPC frames must leave at once: no Nagle delay; big tensors want big buffers."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, 4 * BUFFER_BYTES)
+        except OSError:
+            pass  # the kernel's limit applies; not worth failing over
+
+
+class Relay:
+    """Copies bytes between ``a`` and ``b`` until either side closes or :meth:`close` is called."""
+
+    def __init__(self, a: socket.socket, b: socket.socket, *, name: str = "relay",
+                 on_close: Callable[[Relay], None] | None = None) -> None:
+        self._a, self._b, self._name = a, b, name
+        self._on_close = on_close
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self.bytes_a_to_b = 0
+        self.bytes_b_to_a = 0
+
+    def start(self) -> Relay:
+        threading.Thread(target=self._pump, args=(self._a, self._b, True), name=f"{self._name}>", daemon=True).start()
+        threading.Thread(target=self._pump, args=(self._b, self._a, False), name=f"{self._name}<", daemon=True).start()
+        return self
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self._closed.wait(timeout_s)
+
+    def close(self) -> None:
+        """Cut both connections; the peers see the connection reset or closed."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+        for sock in (self._a, self._b):
+            _shutdown_and_close(sock)
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, forward: bool) -> None:
+        try:
+            if _spliceable(source) and _spliceable(sink):
+                self._splice(source, sink, forward)
+            else:
+                self._copy(source, sink, forward)
+        except (OSError, ValueError):
+            pass  # a reset or a close from the other pump ends this direction like EOF
+        finally:
+            self.close()  # gRPC never half-closes a connection, so either side ending ends both
+
+    def _copy(self, source: socket.socket, sink: socket.socket, forward: bool) -> None:
+        buffer = bytearray(BUFFER_BYTES)
+        view = memoryview(buffer)
+        while True:
+            count = source.recv_into(buffer)
+            if not count:
+                return
+            sink.sendall(view[:count])
+            self._count(count, forward)
+
+    def _splice(self, source: socket.socket, sink: socket.socket, forward: bool) -> None:
+        read_end, write_end = os.pipe()
+        try:
+            fcntl.fcntl(write_end, F_SETPIPE_SZ, BUFFER_BYTES)  # a 64 KiB pipe would cap every splice
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size for an unprivileged user: the default works, slower
+        try:
+            while True:
+                count = os.splice(source.fileno(), write_end, BUFFER_BYTES, flags=SPLICE_FLAGS)
+                if not count:
+                    return
+                left = count
+                while left:
+                    left -= os.splice(read_end, sink.fileno(), left, flags=SPLICE_FLAGS)
+                self._count(count, forward)
+        finally:
+            os.close(read_end)
+            os.close(write_end)
+
+    def _count(self, count: int, forward: bool) -> None:
+        if forward:
+            self.bytes_a_to_b += count
+        else:
+            self.bytes_b_to_a += count
+
+
+def _spliceable(sock: object) -> bool:
+    """A plain kernel socket (a TLS stream must pass through Python to be decrypted)."""
+    return hasattr(os, "splice") and type(sock) is socket.socket
+
+
+def _shutdown_and_close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)  # wakes the other pump's blocking recv
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+class RelaySet:
+    """The relays of one attachment, so that a detach can cut them all at once."""
+
+    def __init__(self) -> None:
+        self._relays: set[Relay] = set()
+        self._lock = threading.Lock()
+
+    def start(self, a: socket.socket, b: socket.socket, name: str) -> Relay:
+        relay = Relay(a, b, name=name, on_close=self._forget)
+        with self._lock:
+            self._relays.add(relay)
+        return relay.start()
+
+    def close_all(self) -> int:
+        with self._lock:
+            relays, self._relays = list(self._relays), set()
+        for relay in relays:
+            relay.close()
+        return len(relays)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._relays)
+
+    def _forget(self, relay: Relay) -> None:
+        with self._lock:
+            self._relays.discard(relay)
