@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from sqlmodel import Session
 
 from controller.errors import InstanceNotFound
@@ -16,14 +18,29 @@ def owned_instance(session: Session, account_id: str, region_id: str, instance_i
     already gives that.
     """
     instance = session.get(Instance, instance_id, with_for_update=True)
-    if (
-        instance is None
-        or instance.account_id != account_id
-        or instance.region_id != region_id
-        or instance.status == Status.RELEASED
-    ):
+    if not _callers(instance, account_id, region_id):
         raise InstanceNotFound(
             f"The instance {instance_id!r} does not exist in region {region_id}; "
             "check the ID and RegionId (DescribeEais lists your instances)."
         )
     return instance
+
+
+def visible_instance(session: Session, account_id: str, region_id: str | None, instance_id: str) -> Instance:
+    """The caller's instance for reading (no lock); ``region_id`` None accepts any region."""
+    instance = session.get(Instance, instance_id)
+    if not _callers(instance, account_id, region_id):
+        where = f" in region {region_id}" if region_id else ""
+        raise InstanceNotFound(
+            f"The instance {instance_id!r} does not exist{where}; check the ID (DescribeEais lists your instances)."
+        )
+    return instance
+
+
+def _callers(instance: Instance | None, account_id: str, region_id: str | None) -> TypeGuard[Instance]:
+    return (
+        instance is not None
+        and instance.account_id == account_id
+        and (region_id is None or instance.region_id == region_id)
+        and instance.status != Status.RELEASED
+    )

@@ -2,9 +2,9 @@
 
 One pass (``reconcile_once``) does, in order: heartbeat expiry (a lost node's instances become
 Unavailable), deadlines of transitional states, closing of complete billing hours, and the
-purge of nonces older than any signature window. Every change goes through
-``controller.lifecycle.apply`` with its reason, so a restart loses nothing: the next pass
-finds the same facts in the database and acts on them.
+purge of nonces older than any signature window and of usage samples past their retention.
+Every change goes through ``controller.lifecycle.apply`` with its reason, so a restart loses
+nothing: the next pass finds the same facts in the database and acts on them.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from controller.ledger import close_hours
 from controller.lifecycle import apply
 from controller.states import Event, IllegalTransition, Status
 from controller.tables import Attachment, Instance
+from controller.usage_samples import forget_usage_before
 
 log = logging.getLogger("eais.reconciler")
 
@@ -43,6 +44,7 @@ class PassReport:
     timed_out: list[tuple[str, str]] = field(default_factory=list)  # (instance id, event)
     hours_closed: int = 0
     nonces_forgotten: int = 0
+    usage_samples_forgotten: int = 0
 
 
 def time_out_stuck_instances(ctx: ControllerContext) -> list[tuple[str, str]]:
@@ -88,6 +90,8 @@ def reconcile_once(ctx: ControllerContext, *, close_billing: bool = True) -> Pas
         ctx.db.refresh_statistics()
     window_us = round(ctx.settings.api.signature_window_s * US_PER_S)
     report.nonces_forgotten = forget_nonces_before(ctx, ctx.clock.now_us() - 2 * window_us)
+    retention_us = round(ctx.settings.lifecycle.usage_retention_s * US_PER_S)
+    report.usage_samples_forgotten = forget_usage_before(ctx, ctx.clock.now_us() - retention_us)
     return report
 
 

@@ -81,6 +81,8 @@ class LifecycleSettings(BaseModel):
     reconcile_interval_s: float = 2.0
     billing_interval_s: float = 60.0
     billing_settle_s: float = 30.0  # an hour is closed this long after it ends, so late commits land in it
+    usage_sample_interval_s: float = 10.0  # at most one usage sample per instance so often: no flood from a chatty node
+    usage_retention_s: float = 86_400.0  # the reconciler purges usage samples older than this
 
 
 class ApiSettings(BaseModel):

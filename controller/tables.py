@@ -179,6 +179,27 @@ class Attachment(SQLModel, table=True):
     end_reason: str = Field(default="", max_length=256)
 
 
+class UsageSample(SQLModel, table=True):
+    """One utilisation reading of an attached instance's worker, as its node reported it.
+
+    Written by ``controller.usage_samples`` at most once per instance per
+    ``usage_sample_interval_s``; the reconciler purges rows older than ``usage_retention_s``.
+    """
+
+    __tablename__ = "usage_samples"
+    __table_args__ = (Index("ix_usage_samples_instance_at", "instance_id", "at_us"),)  # GetInstanceMetrics ranges
+    id: int | None = Field(default=None, primary_key=True, sa_type=LogId)
+    instance_id: str = Field(max_length=40)
+    attachment_id: str = Field(max_length=40)
+    slice_id: str = Field(max_length=128)
+    at_us: int = _us(index=True)  # controller clock, when the report arrived
+    gpu_core_percent: float
+    gpu_memory_percent: float
+    memory_used_mib: int = Field(sa_type=BigInteger)
+    cpu_percent: float
+    memory_percent: float
+
+
 class IdempotencyRecord(SQLModel, table=True):
     __tablename__ = "idempotency_records"
     account_id: str = Field(primary_key=True, max_length=40)

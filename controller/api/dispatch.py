@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controller.api import instance_actions as inst
+from controller.api import metrics_actions as metrics
 from controller.api import tag_actions as tags
 from controller.api.action_call import ActionCall
 from controller.api.rpc_request import RpcRequest
@@ -25,18 +26,21 @@ HANDLERS: dict[str, Handler] = {
     "UntagResources": tags.untag_resources_action,
     "ListTagResources": tags.list_tag_resources_action,
     "ChangeResourceGroup": tags.change_resource_group_action,
+    "GetInstanceMetrics": metrics.get_instance_metrics,
 }
 
 # Part of EAIS 2019-06-24, answered with UnsupportedOperation (listed in the README).
 NOT_YET_SUPPORTED: frozenset[str] = frozenset({
     "CreateEaiEcs", "CreateEaiEci", "CreateEaiJupyter", "CreateEaiAll",
     "CreateEaisEi", "AttachEaisEi", "DetachEaisEi", "DeleteEaisEi", "StartEaisEi", "StopEaisEi",
-    "StartEaiJupyter", "StopEaiJupyter", "GetInstanceMetrics",
+    "StartEaiJupyter", "StopEaiJupyter",
 })
 
 
 # Replaying one of these changes nothing, so their nonces need not wait for the disk.
-READ_ONLY_ACTIONS: frozenset[str] = frozenset({"DescribeRegions", "DescribeEais", "ListTagResources"})
+READ_ONLY_ACTIONS: frozenset[str] = frozenset({
+    "DescribeRegions", "DescribeEais", "ListTagResources", "GetInstanceMetrics",
+})
 
 
 def claimed_action(request: RpcRequest) -> str:
