@@ -24,9 +24,10 @@ run: setup
 test: setup
 	@$(VENV)/bin/pytest -q
 
-## bench: signed DescribeEais throughput and latency with 10,000 instances stored
+## bench: signed DescribeEais with 10,000 instances stored; then the data plane (TF direct vs through the agents vs local)
 bench: setup
 	@$(PY) -m benchmarks.describe_eais
+	@$(PY) -m benchmarks.data_plane
 
 clean:
 	rm -rf $(VENV) .eais-run .pytest_cache .hypothesis

@@ -26,6 +26,7 @@ class TlsStream:
                                      server_hostname=server_hostname)
         self._tls_lock = threading.Lock()
         self._send_lock = threading.Lock()  # taken before _tls_lock, so records leave in order
+        self._raw = bytearray(RAW_CHUNK)  # the reader's receive buffer, reused: no 1 MiB allocation per recv
 
     def handshake(self) -> None:
         """Run the TLS handshake (raises ssl.SSLError, e.g. for a certificate that does not verify)."""
@@ -53,11 +54,11 @@ class TlsStream:
                 self._flush()
             if count > 0:
                 return count
-            raw = self.sock.recv(RAW_CHUNK)
-            if not raw:
+            received = self.sock.recv_into(self._raw)
+            if not received:
                 return 0
             with self._tls_lock:
-                self._incoming.write(raw)
+                self._incoming.write(memoryview(self._raw)[:received])
 
     def _read_records(self, view: memoryview) -> int:
         """As many decrypted bytes as are buffered (one read() yields one 16 KiB record at most)."""
