@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def load_or_create_agent_ca(settings: ControllerSettings) -> AgentCA:
 
 def _create(key_path: Path, cert_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "eais agent CA")])
+    # a name of its own, so a gateway signed by another deployment's CA fails as "unknown issuer"
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"eais agent CA {secrets.token_hex(4)}")])
     now = dt.datetime.now(dt.UTC)
     certificate = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
