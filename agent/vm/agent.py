@@ -1,0 +1,184 @@
+"""The VM agent as one object: ``VmAgent(settings).start()`` ... ``stop()``; ``run()`` for the service.
+
+start() binds the local endpoint (port 0 picks one: see ``endpoint_port``), starts the refusal
+server, and begins registering with the controller in the background; from then on the
+endpoint answers status queries and refuses TensorFlow calls until an accelerator is attached.
+Threads: controller link (register, then follow desired states), heartbeats, reporter, one
+accept loop, a thread per new connection, two per relay.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent.controller_link import AccessKey, ControllerLink, LinkRefused
+from agent.service_notify import ServiceNotifier, WatchdogPinger
+from agent.vm.attachment import AttachmentFollower
+from agent.vm.channel_view import starting_view
+from agent.vm.endpoint import TfEndpoint
+from agent.vm.identity import vm_registration
+from agent.vm.refusal_server import RefusalServer, refusal_socket_path
+from agent.vm.reporter import ChannelReporter
+from agent.vm.routing import ConnectionRouter
+from agent.vm.settings import VmAgentSettings, resolve_identity
+from agent.vm.status import status_document
+from agent.vm.tf_version import local_tf_version
+from protos.eais.v1 import agents_pb2 as pb
+
+log = logging.getLogger(__name__)
+STATUS_LINE_EVERY_S = 10.0  # at most one "refused N calls" line this often
+
+
+def say_line(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+
+class VmAgent:
+    def __init__(self, settings: VmAgentSettings, *, say: Callable[[str], None] = say_line) -> None:
+        self.settings, self.identity = settings, resolve_identity(settings)  # SettingsError before anything starts
+        self._say, self._timing = say, settings.timing
+        self.agent_tf_version = local_tf_version()
+        self.registered, self._stopping = threading.Event(), threading.Event()
+        self.failure = ""  # why the agent gave up (the controller refused it for good)
+        self._private_dir = ""
+        self.router = ConnectionRouter(starting_view(self.identity.client_instance_id, settings.controller),
+                                       lambda: self.refusals.connect(), self._timing)
+        self.refusals = RefusalServer(refusal_socket_path(settings.resolved_state_dir(), self._make_private_dir),
+                                      self.router.refusal)
+        self.endpoint = TfEndpoint(settings.endpoint, self.router.route, self.status, self._timing.peek_timeout_s)
+        self._link: ControllerLink | None = None
+        self._reporter: ChannelReporter | None = None
+        self._follower: AttachmentFollower | None = None
+
+    @property
+    def endpoint_port(self) -> int:
+        return self.endpoint.port
+
+    @property
+    def endpoint_address(self) -> str:
+        return self.endpoint.address
+
+    def start(self) -> VmAgent:
+        self.refusals.start()
+        self.endpoint.start()
+        key = AccessKey(self.identity.access_key_id, self.identity.access_key_secret)
+        self._link = link = ControllerLink(self.settings.controller, vm_registration(self.identity, self.endpoint.address), key)
+        self._reporter = ChannelReporter(link.report, self._timing.report_repeat_s)
+        self._follower = AttachmentFollower(
+            self.identity.client_instance_id, ca_pem=self._ca_pem, publish=self.router.publish,
+            reporter=self._reporter, timing=self._timing, local_tf_version=self.agent_tf_version, say=self._say)
+        self._thread(self._reporter.run, "reporter")
+        self._thread(self._follow_controller, "controller-link")
+        self._say(f"endpoint for TensorFlow listening on {self.endpoint.address}; registering "
+                  f"{self.identity.client_instance_id} with the controller at {self.settings.controller}")
+        return self
+
+    def wait_registered(self, timeout_s: float | None = None) -> bool:
+        return self.registered.wait(timeout_s)
+
+    def status(self) -> dict[str, Any]:
+        """The answer to a status query on the endpoint."""
+        return status_document(self.router.view, self.identity.client_instance_id, self.endpoint.address,
+                               self.agent_tf_version)
+
+    def run(self, stop: threading.Event) -> int:
+        """Serve until ``stop`` (or the controller refuses the agent for good); 0 on a clean stop, 1 on failure."""
+        notifier = ServiceNotifier()
+        watchdog = WatchdogPinger.from_environment(notifier)
+        lines = _StatusLines(self, notifier, self._say)
+        while not stop.is_set() and not self._stopping.is_set():
+            if self.registered.is_set():
+                lines.ready_once(f"registered; TensorFlow endpoint on {self.endpoint.address}")
+            lines.update()
+            watchdog.tick()
+            stop.wait(self._timing.loop_tick_s)
+        notifier.stopping()
+        self.stop()
+        return 1 if self.failure else 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for part in (self._follower, self._reporter):
+            if part is not None:
+                part.stop()
+        if self._link is not None:
+            self._link.close()
+        self.endpoint.stop()
+        self.router.close_all()
+        self.refusals.stop()
+        if self._private_dir:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+
+    def _follow_controller(self) -> None:
+        link = self._link
+        try:
+            if link.register_until_done(self._stopping) is None:
+                return
+            self._announce_registration()
+            self._thread(self._beat, "heartbeats")
+            for desired in link.desired_states(self._stopping):
+                self._follower.follow(desired.vm)
+        except LinkRefused as refusal:
+            self._give_up(str(refusal))
+
+    def _beat(self) -> None:
+        try:
+            self._link.run_heartbeats(self._stopping)
+        except LinkRefused as refusal:
+            self._give_up(f"heartbeats stopped: {refusal}")
+
+    def _announce_registration(self) -> None:
+        vm: pb.VmRegistration = self._link.registration.vm
+        self.registered.set()
+        self._say(f"registered {vm.client_instance_id} ({vm.vcpu} vCPU, {vm.memory_mib} MiB, {vm.zone_id}, "
+                  f"{vm.vpc_id}/{vm.vswitch_id}) with the controller at {self.settings.controller}; "
+                  f"TensorFlow {self.agent_tf_version or 'not installed'}")
+
+    def _give_up(self, reason: str) -> None:
+        if not self._stopping.is_set():
+            self.failure = reason
+            self._say(f"error: {reason}; the agent stops")
+            self._stopping.set()
+
+    def _ca_pem(self) -> str:
+        registration = self._link.last_registration if self._link else None
+        return registration.ca_certificate_pem if registration else ""
+
+    def _make_private_dir(self) -> str:
+        self._private_dir = tempfile.mkdtemp(prefix="eais-agent-")
+        return self._private_dir
+
+    @staticmethod
+    def _thread(target: Callable[[], None], name: str) -> None:
+        threading.Thread(target=target, name=name, daemon=True).start()
+
+
+class _StatusLines:
+    """What the service tells systemd and its log from the main loop: READY once, state changes, refusals."""
+
+    def __init__(self, agent: VmAgent, notifier: ServiceNotifier, say: Callable[[str], None]) -> None:
+        self._agent, self._notifier, self._say = agent, notifier, say
+        self._ready_sent = False
+        self._shown_message = ""
+        self._refused_shown, self._refused_shown_at = 0, time.monotonic()
+
+    def ready_once(self, status: str) -> None:
+        if not self._ready_sent:
+            self._ready_sent = True
+            self._notifier.ready(status)
+
+    def update(self) -> None:
+        message = self._agent.router.view.message
+        if message != self._shown_message:
+            self._shown_message = message
+            self._notifier.status(message)
+        refused = self._agent.refusals.refused_calls
+        if refused != self._refused_shown and time.monotonic() - self._refused_shown_at >= STATUS_LINE_EVERY_S:
+            self._say(f"refused {refused - self._refused_shown} TensorFlow call(s) ({refused} in all): {message}")
+            self._refused_shown, self._refused_shown_at = refused, time.monotonic()
