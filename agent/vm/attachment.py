@@ -83,6 +83,7 @@ class AttachmentFollower:
             return
         if self._bound is not None:
             self._last_outcome = views.detached_outcome(self._vm, self._bound.instance_id)
+            self._say(f"detached {self._bound.instance_id} from {self._vm}; {attachment.instance_id} replaces it")
         self._cancel_opener()
         self._bound, self._bound_since = attachment, time.monotonic()
         self._proven, self._failure = None, ""

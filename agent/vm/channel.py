@@ -77,7 +77,7 @@ def _tls(sock: socket.socket, grant: GatewayGrant, host: str) -> TlsStream:
     except ssl.SSLCertVerificationError as error:
         raise ChannelError(
             f"TLS: node gateway {grant.gateway_address} presented a certificate that does not verify against "
-            f"the controller's agent CA ({error.verify_message})", retryable=False) from None
+            f"the controller's agent CA (certificate verify failed: {error.verify_message})", retryable=False) from None
     except ssl.SSLEOFError as error:
         raise ChannelError(f"node gateway {grant.gateway_address} dropped the TLS handshake: {error}",
                            retryable=True) from None

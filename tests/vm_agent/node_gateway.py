@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from agent.controller_link import ControllerLink, NodeToken
 from agent.gateway_protocol import answer, read_hello
 from agent.gateway_tls import GatewayKey, new_gateway_key, server_context
-from agent.relay import RelaySet
+from agent.relay import RelaySet, tune
 from agent.simulated_fleet import node_registration, simulated_slice_state
 from agent.tls_stream import TlsStream
 from protos.eais.v1 import agents_pb2 as pb
@@ -88,6 +88,7 @@ class TestNodeGateway:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
+            tune(conn)
             threading.Thread(target=self._serve_channel, args=(conn,), daemon=True).start()
 
     def _serve_channel(self, conn: socket.socket) -> None:
@@ -107,6 +108,7 @@ class TestNodeGateway:
             return
         conn.settimeout(None)
         worker = socket.create_connection(("127.0.0.1", self._worker_port))
+        tune(worker)  # Nagle would hold small gRPC frames back for a delayed ACK (40 ms)
         self.relays.start(stream, worker, name=f"gw-{hello.attachment_id}")
 
     def _refusal_for(self, attachment_id: str, token: str) -> str | None:
