@@ -1,0 +1,73 @@
+"""What a TensorFlow worker gives up before it imports TensorFlow and serves a tenant.
+
+In order, while still privileged: enter the private network namespace the node agent made for it
+(its port then exists only there), drop to its own unprivileged uid/gid (no supplementary groups),
+forbid regaining privileges, ask to be killed when the agent's spawning thread dies, and move into
+a private scratch directory (mode 0700) for TensorFlow's temporary files.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+
+from agent.node.netns import enter_namespace  # the one place for the namespace calls
+
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class SandboxError(RuntimeError):
+    """A step of the sandbox failed; the worker must not serve."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    netns_fd: int | None = None
+    uid: int | None = None
+    parent_pid: int | None = None
+
+
+def enter_sandbox(sandbox: Sandbox) -> str:
+    """Apply every step; returns the scratch directory. Raises SandboxError."""
+    if sandbox.netns_fd is not None:
+        try:
+            enter_namespace(sandbox.netns_fd)  # single-threaded here, so the whole process moves
+        except OSError as error:
+            raise SandboxError(f"cannot enter the worker's network namespace: {error.strerror}") from None
+        os.close(sandbox.netns_fd)
+    if sandbox.uid is not None:
+        _drop_privileges(sandbox.uid)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1, "PR_SET_NO_NEW_PRIVS")
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "PR_SET_PDEATHSIG")  # after setuid, which clears it
+    if sandbox.parent_pid is not None and os.getppid() != sandbox.parent_pid:
+        raise SandboxError("the node agent that started this worker is gone")
+    return _private_scratch()
+
+
+def _drop_privileges(uid: int) -> None:
+    try:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    except OSError as error:
+        raise SandboxError(f"cannot switch to uid {uid}: {error.strerror}") from None
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise SandboxError(f"still running as uid {os.geteuid()} after switching to {uid}")
+
+
+def _prctl(option: int, value: int, name: str) -> None:
+    if _libc.prctl(option, value, 0, 0, 0) != 0:
+        raise SandboxError(f"prctl({name}) failed: {os.strerror(ctypes.get_errno())}")
+
+
+def _private_scratch() -> str:
+    scratch = tempfile.mkdtemp(prefix=f"eais-worker-{os.getpid()}-")  # 0700, owned by the worker's uid
+    os.environ["HOME"] = os.environ["TMPDIR"] = scratch
+    tempfile.tempdir = scratch
+    os.chdir(scratch)
+    return scratch
