@@ -32,7 +32,6 @@ from agent.vm.tf_version import local_tf_version
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)
-STATUS_LINE_EVERY_S = 10.0  # at most one "refused N calls" line this often
 
 
 def say_line(text: str) -> None:
@@ -91,7 +90,7 @@ class VmAgent:
         """Serve until ``stop`` (or the controller refuses the agent for good); 0 on a clean stop, 1 on failure."""
         notifier = ServiceNotifier()
         watchdog = WatchdogPinger.from_environment(notifier)
-        lines = _StatusLines(self, notifier, self._say)
+        lines = _StatusLines(self, notifier, self._say, self._timing.status_line_every_s)
         while not stop.is_set() and not self._stopping.is_set():
             if self.registered.is_set():
                 lines.ready_once(f"registered; TensorFlow endpoint on {self.endpoint.address}")
@@ -162,8 +161,8 @@ class VmAgent:
 class _StatusLines:
     """What the service tells systemd and its log from the main loop: READY once, state changes, refusals."""
 
-    def __init__(self, agent: VmAgent, notifier: ServiceNotifier, say: Callable[[str], None]) -> None:
-        self._agent, self._notifier, self._say = agent, notifier, say
+    def __init__(self, agent: VmAgent, notifier: ServiceNotifier, say: Callable[[str], None], every_s: float) -> None:
+        self._agent, self._notifier, self._say, self._every_s = agent, notifier, say, every_s
         self._ready_sent = False
         self._shown_message = ""
         self._refused_shown, self._refused_shown_at = 0, time.monotonic()
@@ -179,6 +178,6 @@ class _StatusLines:
             self._shown_message = message
             self._notifier.status(message)
         refused = self._agent.refusals.refused_calls
-        if refused != self._refused_shown and time.monotonic() - self._refused_shown_at >= STATUS_LINE_EVERY_S:
+        if refused != self._refused_shown and time.monotonic() - self._refused_shown_at >= self._every_s:
             self._say(f"refused {refused - self._refused_shown} TensorFlow call(s) ({refused} in all): {message}")
             self._refused_shown, self._refused_shown_at = refused, time.monotonic()

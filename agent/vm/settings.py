@@ -49,6 +49,7 @@ class AgentTiming(BaseModel):
     give_up_after_s: float = 90.0  # then report FAILED; below the controller's attaching deadline (120 s)
     report_repeat_s: float = 30.0  # an unchanged actual state is sent again this often
     loop_tick_s: float = 1.0  # main loop: watchdog pings and status lines
+    status_line_every_s: float = 10.0  # at most one "refused N calls" line this often
     degraded_refusal_s: float = 1.0  # a refusal made while serving is cut after this, so TF retries the gateway
 
 

@@ -15,6 +15,7 @@ from tests.vm_agent.conftest import call_endpoint, eventually
 from tests.vm_agent.lifecycle import attach, available_instance, detach, last_transition, status_now, wait_for_status
 
 VM = "i-attach0001"
+GET_STATUS = "/tensorflow.WorkerService/GetStatus"
 
 
 def test_the_instance_is_in_use_only_after_the_agent_proved_the_channel(controller, account, start_agent, start_gateway) -> None:
@@ -26,13 +27,18 @@ def test_the_instance_is_in_use_only_after_the_agent_proved_the_channel(controll
     attach(controller, instance_id, VM)
     eventually(lambda: len(gateway.hellos) >= 2, what="the agent retrying the gateway")
     status_while_refused = status_now(controller, instance_id)
-    refused_call = call_endpoint(agent.endpoint_port)
-    gateway.open_for_channels.set()
-    wait_for_status(controller, instance_id, Status.IN_USE)
+    with grpc.insecure_channel(f"127.0.0.1:{agent.endpoint_port}") as app_channel:  # one app, kept connected
+        get_status = app_channel.unary_unary(GET_STATUS, request_serializer=None, response_deserializer=None)
+        refused_call = _error_of(lambda: get_status(b"", timeout=5))
+        gateway.open_for_channels.set()
+        wait_for_status(controller, instance_id, Status.IN_USE)
+        eventually(lambda: agent.status()["state"] == "serving")
+        served_call = get_status(b"", timeout=5, wait_for_ready=True)  # its refused connection was cut: it reconnects
 
     assert status_while_refused == Status.ATTACHING  # the node said READY; the VM had proven nothing
     assert refused_call.code() is grpc.StatusCode.UNAVAILABLE
     assert f"instance {instance_id} is Attaching to {VM}; not ready yet" in refused_call.details()
+    assert isinstance(served_call, bytes)
     assert f"VM {VM} proved the channel" in last_transition(controller, instance_id).reason
     status = eventually(lambda: (s := query_endpoint_status(agent.endpoint_address))["state"] == "serving" and s)
     assert status["healthy"] and status["instance_id"] == instance_id and status["status"] == "InUse"
@@ -114,6 +120,14 @@ def test_the_status_command_exits_0_serving_1_idle_2_unreachable(controller, acc
     assert idle.returncode == 1 and '"state": "idle"' in idle.stdout
     assert serving.returncode == 0 and f'"instance_id": "{instance_id}"' in serving.stdout
     assert unreachable.returncode == 2 and "systemctl status eais-agent" in unreachable.stderr
+
+
+def _error_of(call) -> grpc.RpcError:  # noqa: ANN001
+    try:
+        call()
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError("the call succeeded")
 
 
 def _status_command(endpoint: str) -> subprocess.CompletedProcess[str]:
