@@ -64,8 +64,13 @@ class VmAgent:
         return self.endpoint.address
 
     def start(self) -> VmAgent:
-        self.refusals.start()
-        self.endpoint.start()
+        """Listen and begin registering; OSError (endpoint in use ...) after undoing what had started."""
+        try:
+            self.refusals.start()
+            self.endpoint.start()
+        except OSError:
+            self.stop()
+            raise
         key = AccessKey(self.identity.access_key_id, self.identity.access_key_secret)
         self._link = link = ControllerLink(self.settings.controller, vm_registration(self.identity, self.endpoint.address), key)
         self._reporter = ChannelReporter(link.report, self._timing.report_repeat_s)

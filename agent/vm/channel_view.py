@@ -43,9 +43,9 @@ class ChannelView:
 
 
 def _about(attachment: pb.VmAttachment) -> dict[str, str]:
-    return dict(instance_id=attachment.instance_id, instance_type=attachment.instance_type, status=attachment.status,
-                attachment_id=attachment.attachment_id, node_gateway=attachment.node_gateway_address,
-                node_tf_version=attachment.node_tf_version)
+    return {"instance_id": attachment.instance_id, "instance_type": attachment.instance_type,
+            "status": attachment.status, "attachment_id": attachment.attachment_id,
+            "node_gateway": attachment.node_gateway_address, "node_tf_version": attachment.node_tf_version}
 
 
 def starting_view(vm: str, controller: str) -> ChannelView:

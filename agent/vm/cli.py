@@ -16,35 +16,40 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from agent.vm.settings import DEFAULT_ENDPOINT, SettingsError, VmAgentSettings, load_settings
+from agent.vm.settings import (
+    DEFAULT_ENDPOINT,
+    SettingsError,
+    VmAgentSettings,
+    load_settings,
+)
 from agent.vm.status import EXIT_UNREACHABLE, show_status
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="TOML settings file (keys as in EAIS_AGENT_*, lower case, without the prefix).")]
-EndpointOption = Annotated[Optional[str], typer.Option("--endpoint", help=f"Local TensorFlow endpoint HOST:PORT. Default {DEFAULT_ENDPOINT}.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML settings file (keys as in EAIS_AGENT_*, lower case, without the prefix).")]
+EndpointOption = Annotated[str | None, typer.Option("--endpoint", help=f"Local TensorFlow endpoint HOST:PORT. Default {DEFAULT_ENDPOINT}.")]
 
 
 @app.command()
 def run(
     config: ConfigOption = None,
-    controller: Annotated[Optional[str], typer.Option(help="The controller's agent gRPC address. Default 127.0.0.1:50051.")] = None,
-    credentials_file: Annotated[Optional[Path], typer.Option(help="JSON as `eais up` writes it: AccessKeyId, AccessKeySecret, RegionId, ClientInstanceId.")] = None,
+    controller: Annotated[str | None, typer.Option(help="The controller's agent gRPC address. Default 127.0.0.1:50051.")] = None,
+    credentials_file: Annotated[Path | None, typer.Option(help="JSON as `eais up` writes it: AccessKeyId, AccessKeySecret, RegionId, ClientInstanceId.")] = None,
     endpoint: EndpointOption = None,
-    client_instance_id: Annotated[Optional[str], typer.Option(help="This VM's id: i-... (ECS) or eci-... (ECI).")] = None,
-    region: Annotated[Optional[str], typer.Option(help="Region of this VM, e.g. cn-hangzhou.")] = None,
-    zone: Annotated[Optional[str], typer.Option(help="Zone of this VM, e.g. cn-hangzhou-a.")] = None,
-    vpc_id: Annotated[Optional[str], typer.Option(help="VPC of this VM (vpc-...).")] = None,
-    vswitch_id: Annotated[Optional[str], typer.Option(help="vSwitch of this VM (vsw-...); an instance attaches only within it.")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="ECS or ECI. Default: from the id.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Display name of this VM.")] = None,
-    instance_type: Annotated[Optional[str], typer.Option(help="This VM's own instance type, e.g. ecs.g7.large.")] = None,
-    access_key_id: Annotated[Optional[str], typer.Option(help="AccessKey ID of the account this VM belongs to; its secret comes from EAIS_AGENT_ACCESS_KEY_SECRET, the config file or the credentials file, never a flag.")] = None,
-    state_dir: Annotated[Optional[Path], typer.Option(help="The agent's small state (its refusal socket). Default $STATE_DIRECTORY or ~/.local/state/eais-agent.")] = None,
+    client_instance_id: Annotated[str | None, typer.Option(help="This VM's id: i-... (ECS) or eci-... (ECI).")] = None,
+    region: Annotated[str | None, typer.Option(help="Region of this VM, e.g. cn-hangzhou.")] = None,
+    zone: Annotated[str | None, typer.Option(help="Zone of this VM, e.g. cn-hangzhou-a.")] = None,
+    vpc_id: Annotated[str | None, typer.Option(help="VPC of this VM (vpc-...).")] = None,
+    vswitch_id: Annotated[str | None, typer.Option(help="vSwitch of this VM (vsw-...); an instance attaches only within it.")] = None,
+    kind: Annotated[str | None, typer.Option(help="ECS or ECI. Default: from the id.")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name of this VM.")] = None,
+    instance_type: Annotated[str | None, typer.Option(help="This VM's own instance type, e.g. ecs.g7.large.")] = None,
+    access_key_id: Annotated[str | None, typer.Option(help="AccessKey ID of the account this VM belongs to; its secret comes from EAIS_AGENT_ACCESS_KEY_SECRET, the config file or the credentials file, never a flag.")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="The agent's small state (its refusal socket). Default $STATE_DIRECTORY or ~/.local/state/eais-agent.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also log each channel attempt and relay change.")] = False,
 ) -> None:
     """Run the agent until SIGTERM or Ctrl-C: register, follow attach/detach, serve or refuse TensorFlow calls."""
@@ -53,7 +58,10 @@ def run(
                          client_instance_id=client_instance_id, region_id=region, zone_id=zone, vpc_id=vpc_id,
                          vswitch_id=vswitch_id, kind=kind, name=name, instance_type=instance_type,
                          access_key_id=access_key_id, state_dir=state_dir)
-    from agent.vm.agent import VmAgent, say_line  # the service's imports, not the status command's
+    from agent.vm.agent import (  # the service's imports, not the status command's
+        VmAgent,
+        say_line,
+    )
 
     try:
         agent = VmAgent(settings).start()

@@ -104,7 +104,7 @@ class TfEndpoint:
                 self._route(conn)
             else:
                 conn.close()
-        except Exception:  # noqa: BLE001 - one bad connection must never take the endpoint down
+        except Exception:
             log.exception("error while handling a connection on the TensorFlow endpoint")
             conn.close()
 

@@ -46,6 +46,8 @@ class ConnectionRouter:
     def publish(self, view: ChannelView) -> None:
         """Make ``view`` current and cut every relay that belongs to the old state."""
         with self._lock:
+            if view == self._view:
+                return  # a repeated desired state: connections opening now stay valid
             self._view, self._generation = view, self._generation + 1
             self._gateway_trouble = ""
             keep = view.attachment_id if view.serving else None

@@ -3,14 +3,11 @@ test node gateways, and one real TensorFlow worker and client process for the wh
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
 from agent.vm.agent import VmAgent
@@ -21,7 +18,9 @@ from controller.agent_link import WatchTiming, create_grpc_server
 from controller.clock import SystemClock
 from controller.context import ControllerContext
 from controller.settings import load_settings
+from tests.vm_agent.lifecycle import Controller
 from tests.vm_agent.node_gateway import TestNodeGateway
+from tests.vm_agent.probes import eventually
 from tests.vm_agent.tf_processes import TfClient, TfWorker
 
 NODE_TOKEN = "vm-agent-test-node-token-5d1c"
@@ -29,16 +28,6 @@ REGION, ZONE = "cn-hangzhou", "cn-hangzhou-a"
 FAST = AgentTiming(peek_timeout_s=0.5, gateway_timeout_s=2.0, proof_timeout_s=5.0, retry_initial_s=0.1,
                    retry_max_s=0.3, give_up_after_s=4.0, report_repeat_s=5.0, loop_tick_s=0.1,
                    degraded_refusal_s=0.5)
-
-
-@dataclass
-class Controller:
-    ctx: ControllerContext
-    port: int
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +65,7 @@ def controller(tmp_path: Path) -> Iterator[Controller]:
 
 @pytest.fixture
 def account(controller: Controller) -> NewAccount:
-    return create_account(controller.ctx, "vm-owner", balance=Decimal("1000"), real_name_verified=True)
+    return create_account(controller.ctx, "vm-owner", balance=Decimal(1000), real_name_verified=True)
 
 
 def agent_settings(controller: Controller, account: NewAccount, state_dir: Path, client_instance_id: str,
@@ -120,21 +109,3 @@ def start_gateway(controller: Controller, tf_worker: TfWorker) -> Iterator[Calla
     yield start
     for gateway in gateways:
         gateway.stop()
-
-
-def eventually(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout_s}s"
-        time.sleep(0.02)
-    return result
-
-
-def call_endpoint(port: int, method: str = "/tensorflow.WorkerService/GetStatus", timeout_s: float = 5.0) -> grpc.RpcError | bytes:
-    """One raw gRPC call on the endpoint, as TensorFlow's client would make it; the answer or the error."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_retries", 0)]) as channel:
-        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
-        try:
-            return call(b"", timeout=timeout_s)
-        except grpc.RpcError as error:
-            return error

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from controller.accounts import NewAccount
+from controller.context import ControllerContext
 from controller.states import Event, Status
 from controller.tables import Transition
-from tests.agent_link.builders import begin_attach, create_instance_on_slice, move, status_of, transitions_of
-from tests.vm_agent.conftest import Controller, eventually
+from tests.agent_link.builders import (
+    begin_attach,
+    create_instance_on_slice,
+    move,
+    status_of,
+    transitions_of,
+)
 from tests.vm_agent.node_gateway import TestNodeGateway
+from tests.vm_agent.probes import eventually
+
+
+@dataclass
+class Controller:
+    """The in-process controller the tests drive: its database and its agent gRPC port."""
+
+    ctx: ControllerContext
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
 
 def available_instance(controller: Controller, account: NewAccount, gateway: TestNodeGateway) -> str:

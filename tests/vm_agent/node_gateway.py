@@ -13,12 +13,14 @@ Event) keeps hellos refused as "worker not started yet" until it is set.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import socket
 import threading
 import time
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -77,10 +79,8 @@ class TestNodeGateway:
             self._tokens = {s.attachment.attachment_id: s.attachment.attachment_token
                             for s in slices if s.HasField("attachment")}
             report = pb.NodeActualState(slices=[simulated_slice_state(s) for s in slices])
-            try:
+            with contextlib.suppress(grpc.RpcError):  # the next desired state reports again
                 self.link.report(pb.ActualStateReport(observed_us=time.time_ns() // 1000, node=report))
-            except Exception:  # noqa: BLE001 - the next desired state reports again
-                pass
 
     def _accept_forever(self) -> None:
         while not self._stop.is_set():
@@ -122,7 +122,7 @@ class TestNodeGateway:
         return None
 
 
-def _serving_context(key: GatewayKey, registration: pb.RegisterResponse, address: str, *, untrusted: bool):  # noqa: ANN202
+def _serving_context(key: GatewayKey, registration: pb.RegisterResponse, address: str, *, untrusted: bool):
     if not untrusted:
         return server_context(key.key_pem, registration.gateway_certificate_pem, registration.ca_certificate_pem)
     rogue_ca_key = ec.generate_private_key(ec.SECP256R1())

@@ -11,8 +11,15 @@ import grpc
 
 from agent.endpoint_status import query_endpoint_status
 from controller.states import Status
-from tests.vm_agent.conftest import call_endpoint, eventually
-from tests.vm_agent.lifecycle import attach, available_instance, detach, last_transition, status_now, wait_for_status
+from tests.vm_agent.lifecycle import (
+    attach,
+    available_instance,
+    detach,
+    last_transition,
+    status_now,
+    wait_for_status,
+)
+from tests.vm_agent.probes import call_endpoint, eventually
 
 VM = "i-attach0001"
 GET_STATUS = "/tensorflow.WorkerService/GetStatus"
@@ -122,7 +129,7 @@ def test_the_status_command_exits_0_serving_1_idle_2_unreachable(controller, acc
     assert unreachable.returncode == 2 and "systemctl status eais-agent" in unreachable.stderr
 
 
-def _error_of(call) -> grpc.RpcError:  # noqa: ANN001
+def _error_of(call) -> grpc.RpcError:
     try:
         call()
     except grpc.RpcError as error:
@@ -132,4 +139,4 @@ def _error_of(call) -> grpc.RpcError:  # noqa: ANN001
 
 def _status_command(endpoint: str) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("eais-agent")  # the installed console script
-    return subprocess.run([str(script), "status", "--endpoint", endpoint], capture_output=True, text=True, timeout=30)
+    return subprocess.run([str(script), "status", "--endpoint", endpoint], check=False, capture_output=True, text=True, timeout=30)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import grpc
 
 from controller.states import Event, Status
-from tests.vm_agent.conftest import call_endpoint, eventually
-from tests.vm_agent.lifecycle import attach, available_instance, last_transition, wait_for_status
+from tests.vm_agent.lifecycle import (
+    attach,
+    available_instance,
+    last_transition,
+    wait_for_status,
+)
+from tests.vm_agent.probes import call_endpoint, eventually
 
 VM = "i-failing0001"
 
@@ -41,7 +46,7 @@ def test_a_gateway_that_refuses_the_token_is_reported_failed_after_the_retries(
 
     failed = last_transition(controller, instance_id)
     assert failed.event == Event.ATTACH_FAILED
-    assert f"refused attachment" in failed.reason and "token" in failed.reason and "does not match" in failed.reason
+    assert "refused attachment" in failed.reason and "token" in failed.reason and "does not match" in failed.reason
     assert "gave up after" in failed.reason
     assert len(gateway.hellos) >= 2  # retried: a node that has not seen the attachment yet refuses too
 

@@ -8,7 +8,7 @@ import grpc
 
 from agent.endpoint_status import query_endpoint_status
 from agent.vm.refusal_server import STATE_METADATA_KEY
-from tests.vm_agent.conftest import call_endpoint
+from tests.vm_agent.probes import call_endpoint
 
 
 def test_an_idle_agent_answers_the_status_query_with_every_documented_field(start_agent) -> None:
