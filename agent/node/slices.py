@@ -102,7 +102,8 @@ class SliceRunner:
     def actual_state(self) -> pb.SliceActualState:
         with self._lock:
             desired, served, failure = self._desired, self._served, self._failure
-            preparing, memory_free = self._preparing, self._memory_free
+            preparing = self._preparing or self._needs_preparing(desired)
+            memory_free = self._memory_free
         state = pb.SliceActualState(slice_id=self.slice_id, worker=pb.WORKER_STATE_NONE)
         if self.spec is not None:
             state.phase = pb.SLICE_PHASE_PREPARING if preparing else pb.SLICE_PHASE_READY
@@ -140,11 +141,16 @@ class SliceRunner:
         self._let_go_of_unwanted(wanted)
         if self._unconfirmed is not None and self._served is None:
             self._confirm_memory_free()
-        if (desired.role == pb.SLICE_ROLE_SERVE and desired.instance.status in PREPARED_STATUSES
-                and self._prepared_instance != desired.instance.instance_id):
+        if self._needs_preparing(desired):
             self._prepare(desired.instance.instance_id)
         if wanted and self._served is None and self._may_start(wanted, desired):
             self._serve(desired)
+
+    def _needs_preparing(self, desired: pb.SliceDesiredState | None) -> bool:
+        """A new instance (Pending/Starting) this slice has not been prepared for yet."""
+        return (desired is not None and desired.role == pb.SLICE_ROLE_SERVE
+                and desired.instance.status in PREPARED_STATUSES
+                and self._prepared_instance != desired.instance.instance_id)
 
     def _let_go_of_unwanted(self, wanted: str) -> None:
         served = self._served

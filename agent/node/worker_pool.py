@@ -1,7 +1,7 @@
 """Warm TensorFlow workers, started ahead of attaches so that an attach does not wait for the import.
 
-The pool keeps ``size`` workers warm or warming, plus one for every caller waiting in
-:meth:`WorkerPool.take`, and refills after each take. Every worker is spawned by the pool's own
+The pool keeps ``size`` workers warm or warming (more while more callers wait in
+:meth:`WorkerPool.take`), and refills after each take. Every worker is spawned by the pool's own
 thread, which lives as long as the pool: a worker asks to be killed when its spawning thread dies.
 A worker that dies while warming makes waiting callers fail at once with its reason (instead of
 waiting out the timeout), and slows the next spawns down (a crash loop must not eat the node).
@@ -98,7 +98,8 @@ class WorkerPool:
                 if self._closed:
                     return
                 self._sort_out()
-                wanted = self.size + self._waiting - len(self._warm) - len(self._warming)
+                # a warming worker serves a waiting caller sooner than a second import competing for the CPUs
+                wanted = max(self.size, self._waiting) - len(self._warm) - len(self._warming)
                 delay = self._next_spawn_at - time.monotonic()
                 if wanted <= 0 or delay > 0:
                     self._changed.wait(max(0.05, min(delay, 1.0)) if wanted > 0 else 1.0)
