@@ -50,6 +50,7 @@ class AttachmentFollower:
         self._opener: ChannelOpener | None = None
         self._proven: ProvenChannel | None = None
         self._failure = ""  # why the bound attachment failed, if it did
+        self._opening_note = ""  # why the last attempt to open its channel did not work, while retrying
         self._serving_announced = self._closing_announced = False
         self._last_outcome = ""  # what happened to the previous attachment, for the idle message
         if not local_tf_version:
@@ -81,12 +82,12 @@ class AttachmentFollower:
         if self._bound is not None and self._bound.attachment_id == attachment.attachment_id:
             self._bound = attachment  # same attachment, maybe a newer status
             return
-        if self._bound is not None:
+        if self._bound is not None and not self._failure:
             self._last_outcome = views.detached_outcome(self._vm, self._bound.instance_id)
             self._say(f"detached {self._bound.instance_id} from {self._vm}; {attachment.instance_id} replaces it")
         self._cancel_opener()
         self._bound, self._bound_since = attachment, time.monotonic()
-        self._proven, self._failure = None, ""
+        self._proven, self._failure, self._opening_note = None, "", ""
         self._serving_announced = self._closing_announced = False
 
     def _go_idle(self) -> None:
@@ -120,7 +121,7 @@ class AttachmentFollower:
         else:
             if self._opener is None:
                 self._start_opener(attachment)
-            self._publish(views.attaching_view(self._vm, attachment))
+            self._publish(views.attaching_view(self._vm, attachment, self._opening_note))
             self._report(attachment, pb.CHANNEL_STATE_OPENING, force=force_report)
 
     def _serve_or_wait(self, attachment: pb.VmAttachment, force_report: bool) -> None:
@@ -175,7 +176,8 @@ class AttachmentFollower:
             if opener is self._opener and self._bound is not None:
                 log.info("channel to %s not open yet (attempt %d): %s; retrying",
                          self._bound.instance_id, opener.attempts, reason)
-                self._publish(views.attaching_view(self._vm, self._bound, f"retrying: {reason}"))
+                self._opening_note = f"retrying: {reason}"
+                self._publish(views.attaching_view(self._vm, self._bound, self._opening_note))
 
     def _report(self, attachment: pb.VmAttachment, channel: pb.ChannelState, *, reason: str = "",
                 round_trip_us: int = 0, force: bool = False) -> None:
