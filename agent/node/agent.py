@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -79,7 +80,7 @@ class NodeAgent:
         self.pool = WorkerPool(self._spawn_worker, self.settings.warm_workers).start()
         self._observer = WorkerObserver(self._pre.nvml)
         self.reporter = Reporter(self.link, self._picture, self.settings.timing.report_interval_s)
-        self._deps = SliceDeps(self.pool, self._observer, self._pre.inventory.backend, self.settings.worker_port,
+        self._deps = SliceDeps(self.pool, self._observer, self._pre.inventory.backend, self._worker_port,
                                self.settings.timing, self.say, self.reporter.poke, self.reporter.flush,
                                self._check_slice)
         threading.Thread(target=self._main, name="node-agent", daemon=True).start()
@@ -218,6 +219,13 @@ class NodeAgent:
         if spec.gpu_index not in gpus or gpus[spec.gpu_index].uuid != spec.gpu_uuid:
             return f"GPU {spec.gpu_index} ({spec.gpu_uuid}) is no longer present"
         return None
+
+    def _worker_port(self) -> int:
+        if self.settings.worker_isolation == "netns":
+            return self.settings.worker_port
+        with socket.socket() as probe:  # host network: every worker needs a port of its own
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
 
     def _spawn_worker(self, name: str, on_change: Callable[[], None]) -> WorkerProcess:
         return WorkerProcess.spawn(self._pre.launch, self._pre.records, name, on_change)

@@ -38,7 +38,7 @@ class SliceDeps:
     pool: WorkerPool
     observer: WorkerObserver
     backend: str
-    worker_port: int
+    worker_port: Callable[[], int]  # the same port in every namespace; a free one each on the host network
     timings: NodeTimings
     say: Callable[[str], None]
     report_soon: Callable[[], None]
@@ -138,7 +138,7 @@ class SliceRunner:
         if desired is None:
             return
         wanted = wanted_attachment(desired)
-        self._let_go_of_unwanted(wanted)
+        self._let_go_of_unwanted(wanted, "released" if desired.role == pb.SLICE_ROLE_RELEASE else "detached")
         if self._unconfirmed is not None and self._served is None:
             self._confirm_memory_free()
         if self._needs_preparing(desired):
@@ -152,7 +152,7 @@ class SliceRunner:
                 and desired.instance.status in PREPARED_STATUSES
                 and self._prepared_instance != desired.instance.instance_id)
 
-    def _let_go_of_unwanted(self, wanted: str) -> None:
+    def _let_go_of_unwanted(self, wanted: str, why: str) -> None:
         served = self._served
         if served is None:
             if self._failure is not None and self._failure.attachment_id != wanted:
@@ -167,7 +167,7 @@ class SliceRunner:
             self._remember_failure(served, served.failure)
             self._stop_served("its worker failed")
         elif served.attachment_id != wanted:
-            self._stop_served("detached")
+            self._stop_served(why)
 
     def _remember_failure(self, served: ServedWorker, reason: str) -> None:
         retry_at = time.monotonic() + self._deps.timings.failed_worker_retry_s
@@ -231,7 +231,8 @@ class SliceRunner:
     def _placement(self) -> Placement:
         spec = self.spec
         assert spec is not None
-        return Placement(spec.gpu_index, spec.gpu_uuid, spec.memory_mib, self._deps.backend, self._deps.worker_port)
+        return Placement(spec.gpu_index, spec.gpu_uuid, spec.memory_mib, self._deps.backend,
+                         self._deps.worker_port())
 
     def _stop_served(self, why: str) -> None:
         served = self._served

@@ -101,7 +101,8 @@ def node_settings(controller: Controller, state_dir: Path, **overrides: object) 
         cpu_slice_plan=[XLARGE, XLARGE], worker_isolation="netns",
         # Reports only on change (a periodic one computed just before a create would say "ready" for the
         # new instance's slice, skipping Starting: the report names slices, not instances).
-        timing=NodeTimings(handshake_timeout_s=1.0, report_interval_s=30.0, probe_timeout_s=20.0),
+        timing=NodeTimings(handshake_timeout_s=1.0, report_interval_s=30.0, probe_timeout_s=20.0,
+                           failed_worker_retry_s=0.5),
     )
     return NodeSettings(**{**values, **overrides})
 
@@ -123,7 +124,7 @@ def node(controller: Controller, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="module")
 def tenant(controller: Controller) -> Iterator[Tenant]:
-    account = create_account(controller.ctx, "tenant", balance=Decimal("1000"), real_name_verified=True)
+    account = create_account(controller.ctx, "tenant", balance=Decimal(1000), real_name_verified=True)
     request = vm_registration(VM_ID, REGION, ZONE, "vpc-test", "vsw-test", 2, 4096)
     link = ControllerLink(controller.target, request, AccessKey(account.access_key_id, account.access_key_secret))
     link.register()

@@ -65,7 +65,7 @@ class LocalPort:
         self._listener.close()
         self.relays.close_all()
 
-    def __enter__(self) -> LocalPort:
+    def __enter__(self) -> LocalPort:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc_info: object) -> None:

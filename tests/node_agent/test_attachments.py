@@ -8,7 +8,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 
 import grpc
 import psutil
@@ -18,14 +17,24 @@ from sqlmodel import select
 from agent.gateway_protocol import MAGIC, GatewayRefused, Hello, read_answer, send_hello
 from agent.gateway_tls import client_context
 from agent.node.worker_probe import GET_STATUS, device_names
+from agent.node.worker_process import WorkerProcess
 from agent.tls_stream import TlsStream
 from controller.agent_link.desired_state import vm_desired_state
 from controller.binding import attach_instance, detach_instance
 from controller.provisioning import CreateRequest, create_instance
 from controller.states import Status
-from controller.tables import UsageSample
+from controller.release import delete_instance
+from controller.tables import Instance, Slice, UsageSample
 from protos.eais.v1 import agents_pb2 as pb
-from tests.node_agent.conftest import REGION, VM_ID, XLARGE, Controller, RunningNode, Tenant, eventually
+from tests.node_agent.conftest import (
+    REGION,
+    VM_ID,
+    XLARGE,
+    Controller,
+    RunningNode,
+    Tenant,
+    eventually,
+)
 from tests.node_agent.gateway_client import LocalPort, open_channel
 
 TF_REMOTE_CALL = """
@@ -66,8 +75,11 @@ def detach(controller: Controller, tenant: Tenant, instance_id: str, attachment_
     eventually(lambda: controller.status_of(instance_id) == Status.AVAILABLE, 30, "Available after detach")
 
 
-def worker_of(node: RunningNode, attachment_id: str):  # noqa: ANN201
-    target = node.agent._lookup(attachment_id)  # noqa: SLF001 - the test looks at which process serves
+def worker_of(node: RunningNode, attachment_id: str, *, ready: bool = False) -> WorkerProcess | None:
+    """The process serving the attachment now (the test looks inside the agent for it)."""
+    target = node.agent._lookup(attachment_id)  # noqa: SLF001
+    if target is None or target.served is None or (ready and target.served.state != "ready"):
+        return None
     return target.served.worker
 
 
@@ -143,6 +155,46 @@ def test_a_warm_worker_from_the_pool_makes_the_next_attach_fast(
     assert attach_to_ready_s < 3.0, f"attach took {attach_to_ready_s:.2f}s with a warm worker"
 
 
+def test_an_in_use_instance_whose_worker_died_gets_a_fresh_worker_for_the_same_attachment(
+        controller: Controller, node: RunningNode, tenant: Tenant, instance_id: str) -> None:
+    eventually(lambda: controller.status_of(instance_id) == Status.AVAILABLE, 20, "Available")
+    attachment_id, token, address, _ = attach(controller, tenant, instance_id)
+    prove_channel(controller, tenant, instance_id, attachment_id)
+    crashed = worker_of(node, attachment_id)
+
+    crashed.process.kill()  # like the kernel's OOM killer
+
+    eventually(lambda: node.said(f"{attachment_id} its worker died"), 10, "the death noticed")
+    fresh = eventually(lambda: worker_of(node, attachment_id, ready=True), 60, "a fresh worker READY")
+    assert fresh.pid != crashed.pid
+    with LocalPort(address, tenant.ca_pem, attachment_id, token) as port:
+        assert get_status_through(port)
+    assert controller.status_of(instance_id) == Status.IN_USE
+
+
+def test_releasing_an_instance_frees_its_slice_once_the_worker_is_gone(
+        controller: Controller, node: RunningNode, tenant: Tenant, instance_id: str) -> None:
+    eventually(lambda: controller.status_of(instance_id) in (Status.AVAILABLE, Status.IN_USE), 20, "settled")
+    worker = worker_of(node, _current_attachment(controller, instance_id))
+
+    delete_instance(controller.ctx, tenant.account.account_id, REGION, instance_id, force=True, request_id="t")
+
+    slice_row = eventually(lambda: _idle_slice(controller, "test-node/cpu-xlarge-0"), 30, "the slice handed back")
+    assert slice_row.instance_id is None and not slice_row.draining
+    assert worker is None or not psutil.pid_exists(worker.pid)
+
+
+def _current_attachment(controller: Controller, instance_id: str) -> str:
+    with controller.ctx.db.read() as session:
+        return session.get(Instance, instance_id).attachment_id or ""
+
+
+def _idle_slice(controller: Controller, slice_id: str) -> Slice | None:
+    with controller.ctx.db.read() as session:
+        row = session.get(Slice, slice_id)
+    return row if row is not None and not row.draining and row.instance_id is None else None
+
+
 def test_connections_that_are_not_a_proper_tls_hello_are_refused_and_the_gateway_keeps_serving(
         node: RunningNode, tenant: Tenant) -> None:
     address = ("127.0.0.1", node.agent.gateway.port)
@@ -191,12 +243,12 @@ def _closed_soon(connection: socket.socket | TlsStream) -> bool:
 
 
 def _unrelated_ca() -> str:
+    import datetime as dt
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-
-    import datetime as dt
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "someone else")])

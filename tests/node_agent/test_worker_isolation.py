@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -126,3 +127,39 @@ def test_a_worker_that_cannot_enter_its_sandbox_says_why_and_exits() -> None:
     assert worker.returncode == 3
     assert '"event": "error"' in worker.stdout and "cannot enter the worker's network namespace" in worker.stdout
     assert time.monotonic() - started < 10, "it gave up before importing TensorFlow"
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")  # readable by every user, unlike this venv's base interpreter here
+SANDBOX_REPORT = """
+import json, os, sys
+from remote_tf.worker_sandbox import Sandbox, enter_sandbox
+scratch = enter_sandbox(Sandbox(int(sys.argv[1]), int(sys.argv[2]), os.getppid()))
+status = open("/proc/self/status").read()
+try:
+    open("/proc/1/environ").read(); init_readable = True
+except OSError:
+    init_readable = False
+print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "home": os.environ["HOME"],
+                  "cwd": os.getcwd(), "scratch": scratch, "netns": os.stat("/proc/self/ns/net").st_ino,
+                  "no_new_privs": "NoNewPrivs:\\t1" in status, "init_readable": init_readable}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or first_private_path([SYSTEM_PYTHON]) is not None,
+                    reason="needs root and an interpreter every user can read")
+def test_a_worker_sandbox_runs_it_as_its_own_uid_inside_its_namespace_without_privileges() -> None:
+    namespace = NetworkNamespace.create()
+    repo = str(Path(__file__).resolve().parents[2])
+
+    ran = subprocess.run([str(SYSTEM_PYTHON), "-P", "-c", SANDBOX_REPORT, str(namespace.fd), "61123"],
+                         pass_fds=(namespace.fd,), env={"PYTHONPATH": repo}, capture_output=True, text=True,
+                         timeout=30)
+
+    report = json.loads(ran.stdout)
+    assert (report["uid"], report["gid"], report["groups"]) == (61123, 61123, [])
+    assert report["netns"] == namespace.inode and report["no_new_privs"] and not report["init_readable"]
+    assert report["home"] == report["cwd"] == report["scratch"]
+    scratch = os.stat(report["scratch"])
+    assert (scratch.st_uid, scratch.st_mode & 0o777) == (61123, 0o700)
+    os.rmdir(report["scratch"])
+    namespace.close()
