@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## run: the controller on its embedded defaults (SQLite under .eais-run/), a demo account and a simulated fleet
+## run: `eais up --demo`: controller, node agent and VM agent on this machine (data in .eais-run/), one
+## instance created, attached, used by a Keras model, detached and billed; the cluster stays up until Ctrl-C
 run: setup
-	@$(PY) -m agent.simulated_cluster --data-dir .eais-run
+	@$(VENV)/bin/eais up --demo --data-dir .eais-run
 
 ## test: the whole suite (PostgreSQL too when EAIS_TEST_PG_URL is set; .ci/run sets it)
 test: setup
