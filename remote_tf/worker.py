@@ -91,7 +91,13 @@ def configure_devices(tf: Any, assignment: Assignment) -> None:
     if not gpus:
         raise RuntimeError(f"TensorFlow sees no GPU for GPU {assignment.gpu_index} "
                            f"({assignment.gpu_uuid or 'no uuid'}); is this the CUDA build of TensorFlow?")
-    tf.config.set_visible_devices(gpus[:1], "GPU")
+    if len(gpus) > 1:  # CUDA started before CUDA_VISIBLE_DEVICES was set: fall back to the PCI-ordered index
+        print(f"eais worker: CUDA_VISIBLE_DEVICES did not apply; choosing GPU {assignment.gpu_index} of "
+              f"{len(gpus)} by index", file=sys.stderr)
+        if assignment.gpu_index >= len(gpus):
+            raise RuntimeError(f"GPU {assignment.gpu_index} is not among the {len(gpus)} TensorFlow sees")
+        gpus = gpus[assignment.gpu_index:assignment.gpu_index + 1]
+    tf.config.set_visible_devices(gpus, "GPU")
     tf.config.set_logical_device_configuration(
         gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=assignment.memory_mib)])
 

@@ -3,16 +3,19 @@
 In order, while still privileged: enter the private network namespace the node agent made for it
 (its port then exists only there), drop to its own unprivileged uid/gid (no supplementary groups),
 forbid regaining privileges, ask to be killed when the agent's spawning thread dies, and move into
-a private scratch directory (mode 0700) for TensorFlow's temporary files.
+a private scratch directory (mode 0700) for TensorFlow's temporary files, after removing the ones
+earlier workers under the same uid left (a killed worker cannot clean up; uids are reused).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from agent.node.netns import enter_namespace  # the one place for the namespace calls
 
@@ -46,7 +49,7 @@ def enter_sandbox(sandbox: Sandbox) -> str:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, "PR_SET_PDEATHSIG")  # after setuid, which clears it
     if sandbox.parent_pid is not None and os.getppid() != sandbox.parent_pid:
         raise SandboxError("the node agent that started this worker is gone")
-    return _private_scratch()
+    return _private_scratch(clear_earlier=sandbox.uid is not None)
 
 
 def _drop_privileges(uid: int) -> None:
@@ -65,8 +68,13 @@ def _prctl(option: int, value: int, name: str) -> None:
         raise SandboxError(f"prctl({name}) failed: {os.strerror(ctypes.get_errno())}")
 
 
-def _private_scratch() -> str:
-    scratch = tempfile.mkdtemp(prefix=f"eais-worker-{os.getpid()}-")  # 0700, owned by the worker's uid
+def _private_scratch(*, clear_earlier: bool) -> str:
+    """A fresh 0700 directory for HOME and TMPDIR; with a uid of its own, earlier workers' ones go first."""
+    prefix = f"eais-worker-{os.getuid()}-"
+    if clear_earlier:  # a killed worker of a previous tenant under this uid could not clean up after itself
+        for stale in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    scratch = tempfile.mkdtemp(prefix=prefix)
     os.environ["HOME"] = os.environ["TMPDIR"] = scratch
     tempfile.tempdir = scratch
     os.chdir(scratch)

@@ -26,20 +26,23 @@ PASSED_ENV_NAMES = ("PATH", "LANG", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONFAUL
 
 
 class UidPool:
-    """Hands out uids from a range, one per live worker."""
+    """Hands out uids from a range, one per live worker, round robin so that a uid comes back late."""
 
     def __init__(self, uids: range) -> None:
         self.uids = uids
         self._taken: set[int] = set()
+        self._next = 0
         self._lock = threading.Lock()
 
     def take(self) -> int:
         with self._lock:
-            uid = next((u for u in self.uids if u not in self._taken), None)
-            if uid is None:
-                raise RuntimeError(f"all {len(self.uids)} worker uids {self.uids.start}-{self.uids.stop - 1} are in use")
-            self._taken.add(uid)
-            return uid
+            for step in range(len(self.uids)):
+                uid = self.uids[(self._next + step) % len(self.uids)]
+                if uid not in self._taken:
+                    self._taken.add(uid)
+                    self._next = (self._next + step + 1) % len(self.uids)
+                    return uid
+        raise RuntimeError(f"all {len(self.uids)} worker uids {self.uids.start}-{self.uids.stop - 1} are in use")
 
     def give_back(self, uid: int) -> None:
         with self._lock:

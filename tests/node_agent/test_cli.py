@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,11 +55,13 @@ def run_args(controller: Controller, state_dir: Path, *extra: str) -> list[str]:
 def start(tmp_path: Path) -> Iterator:
     started: list[Running] = []
 
-    def start(args: list[str], *, notify: socket.socket | None = None, **popen: object) -> Running:
-        env = {**os.environ, "EAIS_NODE_TOKEN": NODE_TOKEN, "EAIS_NODE_GATEWAY_HOST": "127.0.0.1"}
+    def start(args: list[str], *, notify: socket.socket | None = None, env_token: bool = True) -> Running:
+        env = {**os.environ, "EAIS_NODE_GATEWAY_HOST": "127.0.0.1"}
+        if env_token:
+            env["EAIS_NODE_TOKEN"] = NODE_TOKEN
         if notify is not None:
             env.update(NOTIFY_SOCKET=notify.getsockname(), WATCHDOG_USEC="1000000")
-        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **popen)
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         started.append(Running(process, notify))
         return started[-1]
 
@@ -141,3 +142,15 @@ def test_workers_die_with_an_agent_that_is_killed(controller: Controller, tmp_pa
 
     eventually(lambda: not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                                for pid in workers), 10, "the workers gone with their agent")
+
+
+def test_a_wrong_node_token_stops_the_agent_with_the_controllers_refusal(
+        controller: Controller, tmp_path: Path, start) -> None:  # noqa: ANN001
+    token_file = tmp_path / "node.token"
+    token_file.write_text("not-the-node-token\n")
+    args = run_args(controller, tmp_path, "--warm-workers", "0", "--node-token-file", str(token_file))
+
+    node = start(args, env_token=False)
+
+    assert node.process.wait(timeout=30) == 1
+    assert node.said("error: Register refused by the controller: UNAUTHENTICATED")

@@ -72,15 +72,17 @@ def test_workers_get_none_of_the_agents_secrets_in_their_environment(monkeypatch
     assert env["CUDA_CACHE_PATH"] == "/var/lib/eais-node/cuda-cache" and "PATH" in env
 
 
-def test_each_worker_gets_its_own_uid_back_and_forth() -> None:
-    pool = UidPool(range(61000, 61002))
+def test_each_live_worker_has_its_own_uid_and_a_given_back_uid_comes_round_last() -> None:
+    pool = UidPool(range(61000, 61003))
 
-    first, second = pool.take(), pool.take()
-    with pytest.raises(RuntimeError, match="all 2 worker uids 61000-61001 are in use"):
+    first, second, third = pool.take(), pool.take(), pool.take()
+    with pytest.raises(RuntimeError, match="all 3 worker uids 61000-61002 are in use"):
         pool.take()
+    pool.give_back(second)
     pool.give_back(first)
 
-    assert (first, second, pool.take()) == (61000, 61001, 61000)
+    assert (first, second, third) == (61000, 61001, 61002)
+    assert (pool.take(), pool.take()) == (61000, 61001)
 
 
 def test_a_python_install_others_cannot_read_is_found() -> None:
@@ -150,6 +152,10 @@ print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups
 def test_a_worker_sandbox_runs_it_as_its_own_uid_inside_its_namespace_without_privileges() -> None:
     namespace = NetworkNamespace.create()
     repo = str(Path(__file__).resolve().parents[2])
+    earlier = Path(tempfile.mkdtemp(prefix="eais-worker-61123-"))  # a killed worker's, under the same uid
+    (earlier / "tensor.bin").write_bytes(b"a previous tenant's data")
+    for path in (earlier, earlier / "tensor.bin"):
+        os.chown(path, 61123, 61123)
 
     ran = subprocess.run([str(SYSTEM_PYTHON), "-P", "-c", SANDBOX_REPORT, str(namespace.fd), "61123"],
                          pass_fds=(namespace.fd,), env={"PYTHONPATH": repo}, capture_output=True, text=True,
@@ -159,6 +165,7 @@ def test_a_worker_sandbox_runs_it_as_its_own_uid_inside_its_namespace_without_pr
     assert (report["uid"], report["gid"], report["groups"]) == (61123, 61123, [])
     assert report["netns"] == namespace.inode and report["no_new_privs"] and not report["init_readable"]
     assert report["home"] == report["cwd"] == report["scratch"]
+    assert not earlier.exists(), "the earlier worker's scratch under this uid was removed"
     scratch = os.stat(report["scratch"])
     assert (scratch.st_uid, scratch.st_mode & 0o777) == (61123, 0o700)
     os.rmdir(report["scratch"])
