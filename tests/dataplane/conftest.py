@@ -45,11 +45,11 @@ def run_app(mode: str, *args: str, endpoint: str, prefix: tuple[str, ...] = (), 
 class Eais:
     """The SDK view of the cluster: what a user of `eais up` has."""
 
-    cluster: LocalCluster
+    credentials: dict[str, str]
 
     @property
     def client(self):  # noqa: ANN201
-        return client_from_credentials(self.cluster.credentials)
+        return client_from_credentials(self.credentials)
 
     def create(self, instance_type: str = "eais.ei-a6.xlarge") -> str:
         request = models.CreateEaiRequest(region_id=REGION, instance_type=instance_type, instance_name="dataplane",
@@ -88,7 +88,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="package")
 def eais(cluster: LocalCluster) -> Eais:
-    return Eais(cluster)
+    return Eais(cluster.credentials)
 
 
 @pytest.fixture(scope="package")
