@@ -177,6 +177,8 @@ class NodeAgent:
     def _follow(self, node: pb.NodeDesiredState) -> None:
         wanted = [entry.slice_id for entry in node.slices]
         with self._runners_lock:
+            if self.stop_requested.is_set():
+                return  # stop() has taken the runners it stops; no new worker may start now
             for entry in node.slices:
                 runner = self._runners.get(entry.slice_id) or self._new_runner(entry)
                 runner.want(entry)

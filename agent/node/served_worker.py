@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.node.settings import NodeTimings
@@ -71,11 +72,12 @@ class ServedWorker:
     relays: RelaySet = field(default_factory=RelaySet)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, pool: WorkerPool, abandon: Abandon) -> None:
+    def start(self, pool: WorkerPool, abandon: Abandon, on_worker_change: Callable[[], None]) -> None:
         """Blocking: ends READY, or FAILED with ``failure`` (worker killed); WorkerAbandoned: call stop()."""
         started = time.monotonic()
         try:
             self.worker = pool.take(self.timings.worker_warm_timeout_s, abandon)
+            self.worker.notify_to(on_worker_change)  # e.g. its death wakes the slice at once
             self.bring_up.took_s = time.monotonic() - started
             self.worker.assign(self.placement.assignment())
             self.worker.wait_ready(self.timings.worker_ready_timeout_s, abandon)
@@ -138,6 +140,12 @@ class ServedWorker:
                 return False
             time.sleep(0.05)
         return True
+
+    def visible_state(self) -> tuple[str, str]:
+        """(state, failure) as reports show it: a READY worker that died is FAILED at once."""
+        if self.died:
+            return FAILED, f"the worker {self.worker.describe_end()}"
+        return self.state, self.failure
 
     @property
     def died(self) -> bool:

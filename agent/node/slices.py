@@ -108,9 +108,10 @@ class SliceRunner:
         if self.spec is not None:
             state.phase = pb.SLICE_PHASE_PREPARING if preparing else pb.SLICE_PHASE_READY
         if served is not None:
-            state.worker = WORKER_STATES.get(served.state, pb.WORKER_STATE_STOPPING)
-            state.attachment_id, state.failure_reason = served.attachment_id, served.failure
-            if served.state == READY and served.worker is not None:
+            worker_state, state.failure_reason = served.visible_state()
+            state.worker = WORKER_STATES.get(worker_state, pb.WORKER_STATE_STOPPING)
+            state.attachment_id = served.attachment_id
+            if worker_state == READY and served.worker is not None:
                 placement = served.placement
                 state.usage.CopyFrom(self._deps.observer.usage(served.worker.pid, placement.gpu_index,
                                                                placement.memory_mib))
@@ -211,7 +212,7 @@ class SliceRunner:
         self._deps.say(f"slice {self.name}: attach {attachment_id} (instance {desired.instance.instance_id}, "
                        f"VM {desired.attachment.client_instance_id}): starting a worker")
         try:
-            served.start(self._deps.pool, abandon=lambda: self._abandoned(attachment_id))
+            served.start(self._deps.pool, lambda: self._abandoned(attachment_id), self._wake.set)
         except WorkerAbandoned:
             self._stop_served("detached before its worker was ready")
             return

@@ -134,6 +134,12 @@ class WorkerProcess:
         ending = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return f"{ending}{self._log_tail()}"
 
+    def notify_to(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` on every event and on exit from now on (the pool's, then its owner's)."""
+        self._on_change = listener
+        if self.exit_code is not None:
+            listener()
+
     def discard_log(self) -> None:
         self.log_path.unlink(missing_ok=True)
 
