@@ -3,21 +3,18 @@
 The agents never parse TensorFlow's traffic; after the gateway handshake they copy bytes both
 ways. One thread per direction with blocking sockets: the copy loop spends its time in the
 kernel (recv/send release the GIL), which beats an asyncio or message-level gRPC proxy by a wide
-margin. Between two plain TCP sockets the bytes move with ``splice(2)`` through a pipe and are
-never copied into Python; a TLS side goes through ``recv_into`` and ``sendall`` of one buffer.
+margin. Each direction reuses one 256 KiB buffer (``recv_into`` then ``sendall``): measured on
+loopback it beat both 1 MiB buffers (cache misses) and ``splice(2)`` through a pipe.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import socket
 import threading
 from collections.abc import Callable
 
-BUFFER_BYTES = 1 << 20
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 0)  # not SPLICE_F_MORE: it corks small gRPC frames
+BUFFER_BYTES = 256 * 1024
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 def tune(sock: socket.socket) -> None:
@@ -25,7 +22,7 @@ def tune(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
         try:
-            sock.setsockopt(socket.SOL_SOCKET, option, 4 * BUFFER_BYTES)
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         except OSError:
             pass  # the kernel's limit applies; not worth failing over
 
@@ -67,10 +64,7 @@ class Relay:
 
     def _pump(self, source: socket.socket, sink: socket.socket, forward: bool) -> None:
         try:
-            if _spliceable(source) and _spliceable(sink):
-                self._splice(source, sink, forward)
-            else:
-                self._copy(source, sink, forward)
+            self._copy(source, sink, forward)
         except (OSError, ValueError):
             pass  # a reset or a close from the other pump ends this direction like EOF
         finally:
@@ -86,35 +80,11 @@ class Relay:
             sink.sendall(view[:count])
             self._count(count, forward)
 
-    def _splice(self, source: socket.socket, sink: socket.socket, forward: bool) -> None:
-        read_end, write_end = os.pipe()
-        try:
-            fcntl.fcntl(write_end, F_SETPIPE_SZ, BUFFER_BYTES)  # a 64 KiB pipe would cap every splice
-        except OSError:
-            pass  # above /proc/sys/fs/pipe-max-size for an unprivileged user: the default works, slower
-        try:
-            while True:
-                count = os.splice(source.fileno(), write_end, BUFFER_BYTES, flags=SPLICE_FLAGS)
-                if not count:
-                    return
-                left = count
-                while left:
-                    left -= os.splice(read_end, sink.fileno(), left, flags=SPLICE_FLAGS)
-                self._count(count, forward)
-        finally:
-            os.close(read_end)
-            os.close(write_end)
-
     def _count(self, count: int, forward: bool) -> None:
         if forward:
             self.bytes_a_to_b += count
         else:
             self.bytes_b_to_a += count
-
-
-def _spliceable(sock: object) -> bool:
-    """A plain kernel socket (a TLS stream must pass through Python to be decrypted)."""
-    return hasattr(os, "splice") and type(sock) is socket.socket
 
 
 def _shutdown_and_close(sock: socket.socket) -> None:

@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 
-RAW_CHUNK = 1 << 20
+RAW_CHUNK = 256 * 1024
 
 
 class TlsStream:
@@ -26,7 +26,7 @@ class TlsStream:
                                      server_hostname=server_hostname)
         self._tls_lock = threading.Lock()
         self._send_lock = threading.Lock()  # taken before _tls_lock, so records leave in order
-        self._raw = bytearray(RAW_CHUNK)  # the reader's receive buffer, reused: no 1 MiB allocation per recv
+        self._raw = bytearray(RAW_CHUNK)  # the reader's receive buffer, reused: no allocation per recv
 
     def handshake(self) -> None:
         """Run the TLS handshake (raises ssl.SSLError, e.g. for a certificate that does not verify)."""

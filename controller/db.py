@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from controller.change_signal import STATUS_CHANGED, ChangeSignal
 from controller.errors import ServiceBusy
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -61,6 +62,7 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         self.url = normalise_url(url)
+        self.status_changed = ChangeSignal()
         if is_sqlite(self.url):
             self._ensure_sqlite_dir()
             self.engine = create_engine(
@@ -96,6 +98,8 @@ class Database:
         with self._write_lock, _busy_as_error(), Session(self._write_engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+            if session.info.get(STATUS_CHANGED):
+                self.status_changed.notify()  # after the commit, so woken readers see the new state
 
     @contextmanager
     def write_connection(self, *, lazy_sync: bool = False) -> Iterator[Connection]:

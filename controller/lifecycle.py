@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from controller.change_signal import STATUS_CHANGED
 from controller.errors import InvalidEaiStatus
 from controller.states import BOUND, Event, IllegalTransition, Status, next_status
 from controller.tables import Instance, ListedCount, Transition
@@ -52,6 +53,7 @@ def apply(
         request_id=request_id,
     )
     session.add(row)
+    session.info[STATUS_CHANGED] = True
     if current is None or target is Status.RELEASED:
         _count_listed(session, instance, +1 if current is None else -1)
     session.flush()

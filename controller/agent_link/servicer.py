@@ -67,16 +67,19 @@ class AgentLinkServicer(agents_pb2_grpc.AgentLinkServicer):
     def WatchDesiredState(self, request: pb.WatchRequest, context: grpc.ServicerContext) -> Iterator[pb.DesiredState]:
         metadata = metadata_dict(context.invocation_metadata())
         self._auth.session(metadata)  # refuse a bad token before the first poll
+        changed = self._ctx.db.status_changed
         ended = threading.Event()
-        context.add_callback(ended.set)  # cancelled by the agent or the server: stop polling at once
+        context.add_callback(lambda: (ended.set(), changed.notify()))  # cancelled: stop waiting at once
         last, last_sent = None, float("-inf")
         while context.is_active():
+            seen = changed.generation
             agent = self._auth.session(metadata)  # a newer Register ends this stream with UNAUTHENTICATED
             state = self._desired_state(agent)
             if state != last or time.monotonic() - last_sent >= self._watch.resend_s:
                 yield self._desired_message(state)
                 last, last_sent = state, time.monotonic()
-            if ended.wait(self._watch.poll_s):
+            changed.wait_for_change(seen, self._watch.poll_s)  # a status change here, or the poll
+            if ended.is_set():
                 return
 
     @translate_errors
