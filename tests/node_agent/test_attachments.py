@@ -3,6 +3,7 @@ own network namespaces, the real TLS gateway; this test stands in for the VM age
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import socket
 import ssl
@@ -22,9 +23,9 @@ from agent.tls_stream import TlsStream
 from controller.agent_link.desired_state import vm_desired_state
 from controller.binding import attach_instance, detach_instance
 from controller.provisioning import CreateRequest, create_instance
-from controller.states import Status
 from controller.release import delete_instance
-from controller.tables import Instance, Slice, UsageSample
+from controller.states import Status
+from controller.tables import Instance, Node, Slice, UsageSample
 from protos.eais.v1 import agents_pb2 as pb
 from tests.node_agent.conftest import (
     REGION,
@@ -103,11 +104,16 @@ def refusal(address: str, ca_pem: str, attachment_id: str, token: str) -> str:
     return str(refused.value)
 
 
-def test_a_new_instance_goes_from_starting_to_available(controller: Controller, instance_id: str) -> None:
+def test_the_node_registers_as_the_cpu_backend_and_a_new_instance_goes_starting_then_available(
+        controller: Controller, instance_id: str) -> None:
     eventually(lambda: controller.status_of(instance_id) == Status.AVAILABLE, 20, "Available")
 
     statuses = [t.to_status for t in controller.transitions(instance_id)]
     assert statuses == [Status.PENDING, Status.STARTING, Status.AVAILABLE]
+    with controller.ctx.db.read() as session:
+        node_row = session.get(Node, "test-node")
+    assert (node_row.backend, node_row.tf_version) == ("cpu", importlib.metadata.version("tensorflow-cpu"))
+    assert node_row.accelerator_model.startswith("CPU backend (no accelerator): ")
 
 
 def test_an_attached_instance_is_served_only_through_the_gateway(
