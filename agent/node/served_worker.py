@@ -115,6 +115,7 @@ class ServedWorker:
 
     def stop(self, observer: WorkerObserver) -> tuple[int, bool]:
         """Cut the relays, kill the worker, wait for its memory; (relays cut, memory confirmed free)."""
+        keep_log = self.state == FAILED or self.died  # for the operator: why it failed or died
         with self._lock:
             if self.state != FAILED:
                 self.state = STOPPING
@@ -124,8 +125,8 @@ class ServedWorker:
         self.worker.kill()
         free = self.wait_memory_free(observer, self.timings.memory_free_timeout_s)
         observer.forget(self.worker.pid)
-        if self.state != FAILED:
-            self.worker.discard_log()  # a failed worker's log stays for the operator
+        if not keep_log:
+            self.worker.discard_log()
         with self._lock:
             if self.state == STOPPING:
                 self.state = STOPPED

@@ -1,9 +1,11 @@
 """One TensorFlow worker process, from spawn to kill (the child side is :mod:`remote_tf.worker`).
 
 spawned (importing TensorFlow) -> warm -> assigned once -> ready -> killed. Its stdout carries one
-JSON event per line, read by a thread of its own; its stderr goes to ``<log_dir>/<name>.log``. With
-network isolation the agent makes the namespace first and hands the worker a descriptor for it,
-so the agent knows where the worker's port is without reading the worker's ``/proc`` entry.
+JSON event per line, read by a thread of its own; its stderr goes to
+``<log_dir>/<name>-pid<pid>.log``, kept only when it failed. With network isolation the agent
+makes the namespace first and hands the worker a descriptor for it, so the agent knows where the
+worker's port is without reading the worker's ``/proc`` entry (which, under another uid, would
+need CAP_SYS_PTRACE, a capability the systemd unit does not keep).
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ class WorkerProcess:
                 launch.uid_pool.give_back(uid)
             raise
         records.remember(process.pid)
-        return cls(name, process, namespace, uid, log_path, launch, records, on_change)
+        named_log = log_path.rename(log_path.with_name(f"{name}-pid{process.pid}.log"))  # unique across restarts
+        return cls(name, process, namespace, uid, named_log, launch, records, on_change)
 
     @property
     def pid(self) -> int:
