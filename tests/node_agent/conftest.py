@@ -7,6 +7,7 @@ busy cores) is the expensive part, and reusing it is what the pool is for.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -94,8 +95,16 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]
     ctx.db.dispose()
 
 
+def free_host_port() -> int:
+    """A port nothing on the host listens on now, so that "refused on the host" means isolation."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def node_settings(controller: Controller, state_dir: Path, **overrides: object) -> NodeSettings:
     values: dict[str, object] = dict(
+        worker_port=free_host_port(),
         controller=controller.target, token=NODE_TOKEN, backend="cpu", gateway_host="127.0.0.1", gateway_port=0,
         advertise="127.0.0.1", node_id="test-node", region=REGION, zone=ZONE, state_dir=state_dir,
         cpu_slice_plan=[XLARGE, XLARGE], worker_isolation="netns",

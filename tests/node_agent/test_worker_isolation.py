@@ -18,8 +18,9 @@ from agent.node.netns import NetworkNamespace, enter_namespace, in_fresh_thread
 from agent.node.worker_launch import UidPool, WorkerLaunch, first_private_path
 from agent.node.worker_records import WorkerRecords
 from remote_tf.worker import Assignment, AssignmentError
+from tests.node_agent.conftest import free_host_port
 
-PORT = 2222
+PORT = free_host_port()
 
 
 def listen_inside(namespace: NetworkNamespace) -> socket.socket:
