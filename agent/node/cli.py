@@ -2,18 +2,23 @@
 controller and runs one fresh TensorFlow worker per attached instance, reachable only through
 its TLS gateway.
 
+\b
 Start it with the controller's address and node token:
-
     EAIS_NODE_TOKEN=... eais-node run --controller ctl.example:50051 --advertise gpu1.example
-
-See what it would offer, without contacting anyone:
-
+See what it would offer (GPUs, slice plan), without contacting anyone:
     eais-node inventory
 
 Without a GPU (or with --backend cpu) it runs the CPU backend: TensorFlow on the CPU, registered
-as "CPU backend (no accelerator)", for development and CI. Every option is also a setting: an
-EAIS_NODE_* variable (EAIS_NODE_GATEWAY_PORT=50052) or a key in the --config TOML file
-(gateway_port = 50052; slice_plan = ["eais.ei-a6.2xlarge", "eais.ei-a6.xlarge"]).
+as "CPU backend (no accelerator)", for development and CI; slice memory is then nominal.
+
+\b
+Every option is also a setting, as an EAIS_NODE_* variable or a key of the --config TOML file:
+    EAIS_NODE_GATEWAY_PORT=50052             gateway_port = 50052
+    EAIS_NODE_WARM_WORKERS=2                 warm_workers = 2
+                                             slice_plan = ["eais.ei-a6.2xlarge", "eais.ei-a6.xlarge"]
+    EAIS_NODE_TIMING__REPORT_INTERVAL_S=5    timing.report_interval_s = 5
+Workers run in their own network namespace (root, or CAP_SYS_ADMIN + CAP_NET_ADMIN) and, as root,
+under a uid of their own; a restarted agent kills the workers its previous run left.
 """
 
 from __future__ import annotations
