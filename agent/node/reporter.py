@@ -71,7 +71,8 @@ class Reporter:
         try:
             ack = self._link.report(report)
         except grpc.RpcError as error:
-            log.warning("actual-state report not delivered (%s); the next one repeats it", error.code().name)
+            if error.code() is not grpc.StatusCode.CANCELLED:  # CANCELLED: our own link closing at stop
+                log.warning("actual-state report not delivered (%s); the next one repeats it", error.code().name)
             return False
         self.reports_sent += 1
         for note in ack.notes:
