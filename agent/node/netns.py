@@ -119,10 +119,6 @@ class NetworkNamespace:
             self.fd = -1
 
 
-def host_namespace_inode() -> int:
-    return os.stat("/proc/thread-self/ns/net").st_ino
-
-
 def namespaces_unavailable_reason() -> str | None:
     """None when this process may make worker namespaces; otherwise why not and how to fix it."""
     try:

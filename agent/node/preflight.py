@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from agent.node.inventory import Inventory, NoGpu, Nvml, discover
 from agent.node.netns import namespaces_unavailable_reason
@@ -36,7 +35,6 @@ class Preflight:
     token: str
     launch: WorkerLaunch
     records: WorkerRecords
-    state_dir: Path
 
 
 def plan_rules(settings: NodeSettings) -> PlanRules:
@@ -57,16 +55,16 @@ def run_preflight(settings: NodeSettings, say: Callable[[str], None]) -> Preflig
         token = settings.node_token()
     except ValueError as error:
         raise NodeAgentError(str(error)) from None
-    launch = _worker_launch(settings, say)
     state_dir = settings.resolved_state_dir()
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # before anything inside it: its mode counts
+    launch = _worker_launch(settings, say)
     records = WorkerRecords(state_dir / "workers")
     leftovers = records.kill_leftovers()
     if leftovers:
         say(f"killed {len(leftovers)} worker(s) left by a previous run (pids {', '.join(map(str, leftovers))})")
     inventory, nvml, slices = inventory_and_plan(settings)
     say(inventory.describe())
-    return Preflight(inventory, nvml, slices, token, launch, records, state_dir)
+    return Preflight(inventory, nvml, slices, token, launch, records)
 
 
 def _worker_launch(settings: NodeSettings, say: Callable[[str], None]) -> WorkerLaunch:

@@ -19,7 +19,6 @@ from agent.node.worker_pool import WorkerPool
 from agent.node.worker_probe import ProbeFailed, probe_worker
 from agent.node.worker_process import (
     Abandon,
-    WorkerAbandoned,
     WorkerFailed,
     WorkerProcess,
 )
@@ -176,6 +175,3 @@ class ServedWorker:
             return f"the worker for attachment {self.attachment_id} failed: {self.failure}"
         return f"attachment {self.attachment_id} is being detached"
 
-
-__all__ = ["FAILED", "READY", "STARTING", "STOPPED", "STOPPING", "Placement", "ServedWorker", "WorkerAbandoned",
-           "WorkerUnavailable"]
