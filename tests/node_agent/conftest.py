@@ -88,7 +88,9 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]
     settings = ControllerSettings(db_url=f"sqlite:///{directory}/controller.db", state_dir=directory / "state",
                                   node_token=NODE_TOKEN)
     ctx = ControllerContext.open(settings, SystemClock())
-    server, port = create_grpc_server(ctx, watch=WatchTiming(poll_s=0.05, resend_s=5.0))
+    # No periodic resend: a resend computed just before a create would make the node report the new
+    # instance's slice "ready" (reports name slices, not instances) and skip Starting.
+    server, port = create_grpc_server(ctx, watch=WatchTiming(poll_s=0.05, resend_s=600.0))
     server.start()
     yield Controller(ctx, f"127.0.0.1:{port}")
     server.stop(grace=None).wait(5)
