@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from agent.node.inventory import Inventory, NoGpu, Nvml, discover
 from agent.node.netns import namespaces_unavailable_reason
+from agent.node.registration import tensorflow_version
 from agent.node.settings import NodeSettings
 from agent.node.slicing import PlanRules, SlicePlanError, SliceSpec, plan_slices
 from agent.node.worker_launch import UidPool, WorkerLaunch, worker_uids
@@ -75,6 +76,9 @@ def _worker_launch(settings: NodeSettings, say: Callable[[str], None]) -> Worker
     else:
         say(ISOLATION_NONE_WARNING)
     python = str(settings.worker_python or sys.executable)
+    if settings.worker_python is None and not tensorflow_version():
+        raise NodeAgentError("TensorFlow is not installed for the workers: install eais[cpu] (CPU backend) or "
+                             "eais[gpu] (CUDA), or point worker_python at an interpreter that has it")
     try:
         uids, line = worker_uids(settings.worker_uids, python)
     except ValueError as error:
