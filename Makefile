@@ -29,6 +29,7 @@ test: setup
 bench: setup
 	@$(PY) -m benchmarks.describe_eais
 	@$(PY) -m benchmarks.data_plane
+	@$(PY) -m benchmarks.relay_hops
 
 clean:
 	rm -rf $(VENV) .eais-run .pytest_cache .hypothesis

@@ -49,8 +49,8 @@ class AgentTiming(BaseModel):
     peek_timeout_s: float = 1.0  # a new local connection that sends nothing this long is treated as TensorFlow
     gateway_timeout_s: float = 5.0  # TCP connect + TLS handshake + hello answer at the node gateway
     proof_timeout_s: float = 10.0  # the proving GetStatus call through a fresh channel
-    retry_initial_s: float = 0.5  # first pause after a failed channel attempt; doubles up to retry_max_s
-    retry_max_s: float = 2.0  # low: the node's worker may come up any moment, and an attempt costs one handshake
+    retry_initial_s: float = 0.05  # first pause after a failed channel attempt (the worker is usually ~0.1 s away); doubles
+    retry_max_s: float = 1.0  # low: the node's worker may come up any moment, and an attempt costs one handshake
     give_up_after_s: float = 90.0  # then report FAILED; below the controller's attaching deadline (120 s)
     report_repeat_s: float = 30.0  # an unchanged actual state is sent again this often
     loop_tick_s: float = 1.0  # main loop: watchdog pings and status lines
