@@ -3,9 +3,12 @@ results, detach, and move the instance to a second VM where it works and the fir
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from eais_cli.local_cluster import LocalCluster
+from alibabacloud_eais20190624 import models
+
+from eais_cli.local_cluster import REGION, LocalCluster
 from tests.dataplane.conftest import SECOND_VM, Eais, run_app
 
 WORKER_DEVICE = "/job:worker/replica:0/task:0/device:CPU:0"
@@ -30,6 +33,7 @@ def test_tensorflow_runs_remotely_with_local_results_only_while_attached(
     run_app("write_saved_model", model_dir, endpoint="unused:1")
     saved = run_app("saved_model", model_dir, endpoint=here)
     assert saved["device"] == WORKER_DEVICE and saved["max_diff"] <= 1e-6
+    assert _cpu_usage_points(eais, instance), "GetInstanceMetrics has no CpuCoreUsage point from the node"
 
     eais.detach(instance)
     after = run_app("refused", endpoint=here)
@@ -51,3 +55,18 @@ def test_a_vm_cannot_use_an_instance_attached_to_another_vm(
     refused = run_app("refused", endpoint=second_vm_endpoint)
     assert refused["refused"] and SECOND_VM in refused["message"]
     eais.detach(instance)
+
+
+def _cpu_usage_points(eais: Eais, instance: str, timeout_s: float = 15.0) -> list[float]:
+    """CpuCoreUsage points GetInstanceMetrics serves for the instance (the node reports every 5 s)."""
+    request = models.GetInstanceMetricsRequest(instance_id=instance, metric_type="CpuCoreUsage", region_id=REGION,
+                                               time_step="10s")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pods = eais.client.get_instance_metrics(request).body.pod_metrics
+        points = [float(point.value) for pod in pods for point in pod.metrics or []]
+        if points or time.monotonic() > deadline:
+            assert len(pods) == 1 and pods[0].pod_id.startswith(instance)
+            assert all(0.0 <= value <= 100.0 for value in points)
+            return points
+        time.sleep(0.5)
