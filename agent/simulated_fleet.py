@@ -70,8 +70,10 @@ def simulated_slice_state(desired: pb.SliceDesiredState) -> pb.SliceActualState:
     actual = pb.SliceActualState(
         slice_id=desired.slice_id, phase=pb.SLICE_PHASE_READY, worker=pb.WORKER_STATE_NONE, memory_free=True
     )
-    if desired.role == pb.SLICE_ROLE_SERVE and desired.instance.status == "Pending":
-        actual.phase = pb.SLICE_PHASE_PREPARING  # one report in Starting, as a real node would show
+    if desired.role == pb.SLICE_ROLE_SERVE:
+        actual.instance_id = desired.instance.instance_id  # the report is about this instance (none: idle, release)
+        if desired.instance.status == "Pending":
+            actual.phase = pb.SLICE_PHASE_PREPARING  # one report in Starting, as a real node would show
     if desired.HasField("attachment"):
         actual.worker, actual.memory_free = pb.WORKER_STATE_READY, False
         actual.attachment_id = desired.attachment.attachment_id

@@ -4,7 +4,8 @@ Each run opens a fresh controller (SQLite in a temporary directory, a FakeClock,
 no billing settle time) with two nodes (three slices) and three VMs, maybe starts from up to three
 instances already brought to some status, then draws steps: CreateEai (sometimes repeating a
 ClientToken), AttachEai, DetachEai, DeleteEai with and without Force, DeleteEaiAll; node and VM
-reports through the real actual-state functions (progress, stale, failed, refused); agents falling
+reports through the real actual-state functions (progress, stale, failed, refused, made for an
+earlier picture of the slice: idle, or the instance it served before); agents falling
 silent and coming back (re-register or heartbeat); clock steps from none to two hours, some landing
 exactly on the hour; reconciler passes or their parts (heartbeat expiry, timeouts, close_hours).
 
@@ -124,16 +125,20 @@ def hour_of(us: int) -> int:
     return us - us % US_PER_HOUR
 
 
-# What a node agent can say about one slice; the attachment id is filled in per report.
-NODE_SAYS: dict[str, Callable[[str, str], SliceReport]] = {
-    "preparing": lambda s, a: SliceReport(s, SlicePhase.PREPARING, WorkerState.NONE),
-    "ready_free": lambda s, a: SliceReport(s, SlicePhase.READY, WorkerState.NONE, memory_free=True),
-    "ready_memory_busy": lambda s, a: SliceReport(s, SlicePhase.READY, WorkerState.NONE),
-    "worker_starting": lambda s, a: SliceReport(s, SlicePhase.READY, WorkerState.STARTING, attachment_id=a),
-    "worker_ready": lambda s, a: SliceReport(s, SlicePhase.READY, WorkerState.READY, attachment_id=a),
-    "worker_failed": lambda s, a: SliceReport(s, SlicePhase.READY, WorkerState.FAILED, attachment_id=a,
-                                              failure_reason="worker exited"),
-    "worker_stopping": lambda s, a: SliceReport(s, SlicePhase.READY, WorkerState.STOPPING, attachment_id=a),
+# What a node agent can say about one slice; the attachment and the instance (the one its desired
+# state names, empty while the slice is idle or released) are filled in per report.
+NODE_SAYS: dict[str, Callable[[str, str, str], SliceReport]] = {
+    "preparing": lambda s, a, i: SliceReport(s, SlicePhase.PREPARING, WorkerState.NONE, instance_id=i),
+    "ready_free": lambda s, a, i: SliceReport(s, SlicePhase.READY, WorkerState.NONE, memory_free=True, instance_id=i),
+    "ready_memory_busy": lambda s, a, i: SliceReport(s, SlicePhase.READY, WorkerState.NONE, instance_id=i),
+    "worker_starting": lambda s, a, i: SliceReport(s, SlicePhase.READY, WorkerState.STARTING, attachment_id=a,
+                                                   instance_id=i),
+    "worker_ready": lambda s, a, i: SliceReport(s, SlicePhase.READY, WorkerState.READY, attachment_id=a,
+                                                instance_id=i),
+    "worker_failed": lambda s, a, i: SliceReport(s, SlicePhase.READY, WorkerState.FAILED, attachment_id=a,
+                                                 instance_id=i, failure_reason="worker exited"),
+    "worker_stopping": lambda s, a, i: SliceReport(s, SlicePhase.READY, WorkerState.STOPPING, attachment_id=a,
+                                                   instance_id=i),
 }
 CHANNELS = (ChannelState.PROVEN, ChannelState.FAILED, ChannelState.CLOSED)
 
@@ -182,6 +187,7 @@ class ModelAgent:
 class ModelSlice:
     holder: str | None = None
     draining: bool = False
+    released: str | None = None  # the instance it held last, for reports made before the node saw the release
 
 
 def pick(items: list, index: int):  # noqa: ANN201 - one of ``items``, chosen by a drawn integer
@@ -228,7 +234,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             inst.client = inst.attachment = None
             inst.node_ready = inst.vm_ready = False
         if to is R:
-            self.slices[inst.slice_id] = ModelSlice(holder=None, draining=True)
+            self.slices[inst.slice_id] = ModelSlice(holder=None, draining=True, released=inst.id)
             inst.slice_id = None
 
     def _bill(self, start_us: int, end_us: int) -> None:
@@ -360,19 +366,29 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # ---- agent reports -----------------------------------------------------------------------
 
-    def _node_report(self, slice_id: str, says: str, attachment_id: str) -> None:
-        report = NODE_SAYS[says](slice_id, attachment_id)
+    def _node_report(self, slice_id: str, says: str, attachment_id: str, instance_id: str | None = None) -> None:
+        """``instance_id`` None: the one the slice's desired state names now (its holder, or none)."""
+        named = (self.slices[slice_id].holder or "") if instance_id is None else instance_id
+        report = NODE_SAYS[says](slice_id, attachment_id, named)
         apply_node_report(self.ctx, slice_id.split("/")[0], [report])
         self._model_node_report(slice_id, report)
+
+    def _earlier_picture(self, slice_id: str) -> str:
+        """The instance a report made before the node's last desired state names: none for a held slice (made while
+        idle), the released instance for a free or draining one (made while it still served that instance)."""
+        held = self.slices[slice_id]
+        return "" if held.holder else (held.released or "")
 
     def _model_node_report(self, slice_id: str, report: SliceReport) -> None:
         held = self.slices[slice_id]
         free = report.worker is WorkerState.NONE and report.memory_free
         inst = self.instances[held.holder] if held.holder else None
         if held.draining or inst is None:
-            if free and held.draining:
-                held.draining = False  # the released slice's memory is back: capacity again
+            if free and held.draining and not report.instance_id:
+                held.draining = False  # the node freed the released slice's memory: capacity again
             return
+        if report.instance_id != inst.id:
+            return  # made for an earlier picture of the slice (idle, or another instance): stale
         ready = report.phase is SlicePhase.READY
         if inst.status is P and report.phase is SlicePhase.PREPARING:
             self._move(inst, Event.SLICE_PREPARING, S)
@@ -465,19 +481,20 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: any(not self.nodes[n].silent for n in NODES))
     @rule(index=PICK, says=st.sampled_from([*sorted(NODE_SAYS), "whole inventory free", "another node's slice"]),
-          stale=st.booleans())
-    def node_reports(self, index: int, says: str, stale: bool) -> None:
-        """Anything a node may say about one of its slices, all of them, or (refused) another node's."""
+          stale=st.booleans(), earlier_picture=st.sampled_from([False, False, True]))
+    def node_reports(self, index: int, says: str, stale: bool, earlier_picture: bool) -> None:
+        """Anything a node may say about one of its slices, all of them, or (refused) another node's; maybe a
+        report made for an earlier picture of the slice that arrives late (the create/release races)."""
         slice_id = pick(self._speaking_slices(), index)
         node_id = slice_id.split("/")[0]
         if says == "another node's slice":
             reporter = next(n for n in sorted(NODES) if n != node_id)
-            report = NODE_SAYS["ready_free"](slice_id, "")
+            report = NODE_SAYS["ready_free"](slice_id, "", "")
             self._refused(NoPermission, lambda: apply_node_report(self.ctx, reporter, [report]))
             return
         if says == "whole inventory free":
             slice_ids = [s for s in sorted(self.slices) if s.startswith(f"{node_id}/")]
-            reports = [NODE_SAYS["ready_free"](s, "") for s in slice_ids]
+            reports = [NODE_SAYS["ready_free"](s, "", self.slices[s].holder or "") for s in slice_ids]
             apply_node_report(self.ctx, node_id, reports)
             for one_slice, report in zip(slice_ids, reports, strict=True):
                 self._model_node_report(one_slice, report)
@@ -487,7 +504,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             holder = self.slices[slice_id].holder
             old = [a for a in (self.instances[holder].past_attachments if holder else []) if a != attachment_id]
             attachment_id = old[-1] if old else ""
-        self._node_report(slice_id, says, attachment_id)
+        self._node_report(slice_id, says, attachment_id, self._earlier_picture(slice_id) if earlier_picture else None)
 
     @precondition(lambda self: self.attachments and any(not v.silent for v in self.vms.values()))
     @rule(index=PICK, vm_index=PICK, channel=st.sampled_from(CHANNELS),
@@ -814,16 +831,30 @@ def test_a_released_slice_is_not_reused_until_its_node_confirms_the_memory_free(
 
     life.create(None, "")  # refused (NoResources): the released slice is still draining
     assert len(life.instances) == len(life.slices)
-    life.node_reports(0, "whole inventory free", stale=False)
+    life.node_reports(0, "whole inventory free", stale=False, earlier_picture=False)
     life.create("tok-1", "")
 
     assert len(life.instances) == len(life.slices) + 1
     life.database_agrees_with_the_model()
 
 
+def test_a_ready_the_node_made_for_the_idle_slice_arriving_after_create_does_not_skip_starting(
+    life: LifecycleMachine,
+) -> None:
+    inst = life.bring_to(P, VMS[0])
+
+    life.node_reports(0, "ready_free", stale=False, earlier_picture=True)
+    assert inst.status is P
+    life.agents_report_progress(0, everyone=True, skip_starting=False)
+
+    assert inst.status is S
+    life.database_agrees_with_the_model()
+
+
 def test_a_detach_finishes_without_a_silent_vm_once_the_node_has_freed_the_memory(life: LifecycleMachine) -> None:
     inst = life.bring_to(D, VMS[0])
-    life.node_reports(0, "ready_free", stale=False)  # the node let go; the VM never reports its channel closed
+    # the node let go; the VM never reports its channel closed
+    life.node_reports(0, "ready_free", stale=False, earlier_picture=False)
     assert inst.status is D
 
     life.agent_falls_silent(0, "a bound VM")

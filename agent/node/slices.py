@@ -53,6 +53,13 @@ class Failure:
     retry_at: float
 
 
+def served_instance(desired: pb.SliceDesiredState | None) -> str:
+    """The instance a report is about: the one the desired state assigns (none while idle or releasing)."""
+    if desired is None or desired.role != pb.SLICE_ROLE_SERVE:
+        return ""
+    return desired.instance.instance_id
+
+
 def wanted_attachment(desired: pb.SliceDesiredState | None) -> str:
     if desired is None or desired.role != pb.SLICE_ROLE_SERVE or not desired.HasField("attachment"):
         return ""
@@ -104,7 +111,8 @@ class SliceRunner:
             desired, served, failure = self._desired, self._served, self._failure
             preparing = self._preparing or self._needs_preparing(desired)
             memory_free = self._memory_free
-        state = pb.SliceActualState(slice_id=self.slice_id, worker=pb.WORKER_STATE_NONE)
+        state = pb.SliceActualState(slice_id=self.slice_id, worker=pb.WORKER_STATE_NONE,
+                                    instance_id=served_instance(desired))
         if self.spec is not None:
             state.phase = pb.SLICE_PHASE_PREPARING if preparing else pb.SLICE_PHASE_READY
         if served is not None:

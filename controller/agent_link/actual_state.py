@@ -2,7 +2,11 @@
 
 Level-triggered and idempotent: every rule looks at the instance's status now and acts only when
 the report moves it forward, so a repeated report changes nothing. A report about an attachment
-that is not the instance's current one is stale and ignored. Statuses change only through
+that is not the instance's current one is stale and ignored, and so is a slice report that does
+not name the slice's current instance: a node reports slices, and a report it made for an earlier
+picture of the slice (idle, or serving another instance) must not move a new instance, e.g. a
+READY made for the idle slice must not skip Starting. A released slice is freed only by a report
+naming no instance, one the node made after it acted on the release. Statuses change only through
 ``controller.lifecycle.apply``; each slice (and the VM's report) is one transaction, so a lost
 race on one slice rolls back only that slice and the next report retries it.
 """
@@ -55,6 +59,7 @@ class SliceReport:
     phase: SlicePhase
     worker: WorkerState
     attachment_id: str = ""
+    instance_id: str = ""  # the instance the node prepared the slice for; empty while idle or releasing
     memory_free: bool = False
     failure_reason: str = ""
     usage: UsageFigures | None = None
@@ -136,7 +141,11 @@ def _act_on_slice(
         return []
     instance = session.get(Instance, row.instance_id) if row.instance_id else None
     if row.draining or instance is None or instance.status == Status.RELEASED:
-        _settle_released_slice(session, row, report)  # usage of a slice that serves no instance is nobody's metric
+        _settle_released_slice(session, row, report, notes)  # a slice serving no instance: its usage is nobody's
+        return []
+    if report.instance_id != instance.id:
+        notes.append(f"slice {report.slice_id}: report about instance {_named(report)}, not the slice's current "
+                     f"instance {instance.id}; stale report ignored")
         return []
     node = session.get(Node, node_id)
     transitions = _slice_rules(session, node, instance, report, now, notes) if node else []
@@ -161,12 +170,17 @@ def _keep_usage(
                         figures=figures, now_us=now, min_gap_us=sample_gap_us)
 
 
-def _settle_released_slice(session: Session, row: Slice, report: SliceReport) -> None:
-    """A released slice whose memory the node confirmed free can be handed out again."""
-    if report.free and (row.draining or row.instance_id is not None):
-        row.draining = False
-        row.instance_id = None
-        session.add(row)
+def _settle_released_slice(session: Session, row: Slice, report: SliceReport, notes: list[str]) -> None:
+    """A released slice whose memory the node confirmed free after acting on the release can be handed out again."""
+    if not report.free or not (row.draining or row.instance_id is not None):
+        return
+    if report.instance_id:  # made while the node still served that instance: it says nothing about the release
+        notes.append(f"slice {report.slice_id}: report about instance {_named(report)}, but the slice is being "
+                     "released; stale report ignored (report it free with no instance once released)")
+        return
+    row.draining = False
+    row.instance_id = None
+    session.add(row)
 
 
 def _slice_rules(
@@ -253,6 +267,10 @@ def _current_or_note_stale(
         notes.append(f"attachment {named}: not the current attachment of {instance.id}; stale report ignored")
         return None
     return current
+
+
+def _named(report: SliceReport) -> str:
+    return report.instance_id[:64] or "(none)"
 
 
 def _node_said(node_id: str, report: SliceReport) -> str:

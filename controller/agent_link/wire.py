@@ -66,7 +66,8 @@ def slice_reports(message: pb.NodeActualState) -> list[SliceReport]:
         SliceReport(
             slice_id=entry.slice_id, phase=_PHASES.get(entry.phase, SlicePhase.UNKNOWN),
             worker=_WORKERS.get(entry.worker, WorkerState.UNKNOWN), attachment_id=entry.attachment_id,
-            memory_free=entry.memory_free, failure_reason=entry.failure_reason[:MAX_REASON],
+            instance_id=entry.instance_id, memory_free=entry.memory_free,
+            failure_reason=entry.failure_reason[:MAX_REASON],
             usage=_usage_figures(entry.usage) if entry.HasField("usage") else None,
         )
         for entry in message.slices

@@ -17,12 +17,15 @@ from tests.agent_link.builders import (
 SLICE = "node-1/0"
 
 
-def ready(attachment_id: str = "") -> SliceReport:
+def ready(instance_id: str, attachment_id: str = "") -> SliceReport:
     worker = WorkerState.READY if attachment_id else WorkerState.NONE
-    return SliceReport(SLICE, SlicePhase.READY, worker, attachment_id=attachment_id, memory_free=not attachment_id)
+    return SliceReport(SLICE, SlicePhase.READY, worker, attachment_id=attachment_id, instance_id=instance_id,
+                       memory_free=not attachment_id)
 
 
-FREE = SliceReport(SLICE, SlicePhase.READY, WorkerState.NONE, memory_free=True)
+def free(instance_id: str = "") -> SliceReport:
+    """Prepared, no worker, memory checked free; about ``instance_id`` (empty: the slice is idle or released)."""
+    return SliceReport(SLICE, SlicePhase.READY, WorkerState.NONE, instance_id=instance_id, memory_free=True)
 
 
 @pytest.fixture
@@ -49,7 +52,7 @@ def attaching(ctx, available) -> tuple[str, str]:  # noqa: ANN001
 @pytest.fixture
 def detaching(ctx, attaching) -> tuple[str, str]:  # noqa: ANN001
     instance_id, attachment_id = attaching
-    apply_node_report(ctx, "node-1", [ready(attachment_id)])
+    apply_node_report(ctx, "node-1", [ready(instance_id, attachment_id)])
     apply_vm_report(ctx, "i-vm0001", ChannelReport(attachment_id, ChannelState.PROVEN))
     assert status_of(ctx, instance_id) == Status.IN_USE
     move(ctx, instance_id, Event.DETACH)
@@ -59,7 +62,7 @@ def detaching(ctx, attaching) -> tuple[str, str]:  # noqa: ANN001
 def test_slice_ready_moves_a_pending_instance_to_available(ctx, account) -> None:
     instance_id = create_instance_on_slice(ctx, account, SLICE)
 
-    outcome = apply_node_report(ctx, "node-1", [FREE])
+    outcome = apply_node_report(ctx, "node-1", [free(instance_id)])
 
     assert status_of(ctx, instance_id) == Status.AVAILABLE
     assert len(outcome.transitions) == 1
@@ -69,18 +72,19 @@ def test_slice_ready_moves_a_pending_instance_to_available(ctx, account) -> None
 def test_slice_preparing_moves_pending_to_starting_and_ready_then_to_available(ctx, account) -> None:
     instance_id = create_instance_on_slice(ctx, account, SLICE)
 
-    apply_node_report(ctx, "node-1", [SliceReport(SLICE, SlicePhase.PREPARING, WorkerState.NONE)])
+    apply_node_report(ctx, "node-1", [SliceReport(SLICE, SlicePhase.PREPARING, WorkerState.NONE,
+                                                  instance_id=instance_id)])
     assert status_of(ctx, instance_id) == Status.STARTING
-    apply_node_report(ctx, "node-1", [FREE])
+    apply_node_report(ctx, "node-1", [free(instance_id)])
 
     assert [t.event for t in transitions_of(ctx, instance_id)] == ["create", "slice_preparing", "slice_ready"]
 
 
 def test_a_repeated_report_changes_nothing(ctx, account) -> None:
     instance_id = create_instance_on_slice(ctx, account, SLICE)
-    apply_node_report(ctx, "node-1", [FREE])
+    apply_node_report(ctx, "node-1", [free(instance_id)])
 
-    outcome = apply_node_report(ctx, "node-1", [FREE])
+    outcome = apply_node_report(ctx, "node-1", [free(instance_id)])
 
     assert outcome.transitions == []
     assert len(transitions_of(ctx, instance_id)) == 2
@@ -89,8 +93,8 @@ def test_a_repeated_report_changes_nothing(ctx, account) -> None:
 def test_attaching_becomes_in_use_only_after_both_node_and_vm_reported_ready(ctx, attaching) -> None:
     instance_id, attachment_id = attaching
 
-    apply_node_report(ctx, "node-1", [ready(attachment_id)])
-    apply_node_report(ctx, "node-1", [ready(attachment_id)])
+    apply_node_report(ctx, "node-1", [ready(instance_id, attachment_id)])
+    apply_node_report(ctx, "node-1", [ready(instance_id, attachment_id)])
     assert status_of(ctx, instance_id) == Status.ATTACHING
     apply_vm_report(ctx, "i-vm0001", ChannelReport(attachment_id, ChannelState.PROVEN))
 
@@ -106,7 +110,7 @@ def test_attach_completes_whichever_end_reports_first(ctx, attaching) -> None:
 
     apply_vm_report(ctx, "i-vm0001", ChannelReport(attachment_id, ChannelState.PROVEN))
     assert status_of(ctx, instance_id) == Status.ATTACHING
-    apply_node_report(ctx, "node-1", [ready(attachment_id)])
+    apply_node_report(ctx, "node-1", [ready(instance_id, attachment_id)])
 
     assert status_of(ctx, instance_id) == Status.IN_USE
 
@@ -114,7 +118,7 @@ def test_attach_completes_whichever_end_reports_first(ctx, attaching) -> None:
 def test_reports_about_a_stale_attachment_are_ignored(ctx, attaching) -> None:
     instance_id, _ = attaching
 
-    node_outcome = apply_node_report(ctx, "node-1", [ready("att-from-an-earlier-binding")])
+    node_outcome = apply_node_report(ctx, "node-1", [ready(instance_id, "att-from-an-earlier-binding")])
     vm_outcome = apply_vm_report(ctx, "i-vm0001", ChannelReport("att-from-an-earlier-binding", ChannelState.FAILED, "old"))
 
     assert status_of(ctx, instance_id) == Status.ATTACHING
@@ -122,10 +126,20 @@ def test_reports_about_a_stale_attachment_are_ignored(ctx, attaching) -> None:
     assert "stale" in node_outcome.notes[0]
 
 
+def test_a_worker_report_naming_another_instance_is_ignored_even_with_the_current_attachment(ctx, attaching) -> None:
+    instance_id, attachment_id = attaching
+
+    outcome = apply_node_report(ctx, "node-1", [ready("eais-someoneelse", attachment_id)])
+
+    assert status_of(ctx, instance_id) == Status.ATTACHING
+    assert attachment(ctx, attachment_id).node_ready_us is None
+    assert "eais-someoneelse" in outcome.notes[0] and "stale" in outcome.notes[0]
+
+
 def test_a_node_worker_failure_while_attaching_returns_the_instance_to_available_with_the_reason(ctx, attaching) -> None:
     instance_id, attachment_id = attaching
     failed = SliceReport(SLICE, SlicePhase.READY, WorkerState.FAILED, attachment_id=attachment_id,
-                         failure_reason="TF worker exited with code 1")
+                         instance_id=instance_id, failure_reason="TF worker exited with code 1")
 
     apply_node_report(ctx, "node-1", [failed])
 
@@ -149,11 +163,12 @@ def test_detaching_completes_only_after_the_node_confirms_the_memory_free(ctx, d
     instance_id, attachment_id = detaching
 
     apply_vm_report(ctx, "i-vm0001", ChannelReport(attachment_id, ChannelState.CLOSED))
-    apply_node_report(ctx, "node-1", [SliceReport(SLICE, SlicePhase.READY, WorkerState.STOPPING, attachment_id=attachment_id)])
-    apply_node_report(ctx, "node-1", [SliceReport(SLICE, SlicePhase.READY, WorkerState.NONE, memory_free=False)])
+    apply_node_report(ctx, "node-1", [SliceReport(SLICE, SlicePhase.READY, WorkerState.STOPPING,
+                                                  attachment_id=attachment_id, instance_id=instance_id)])
+    apply_node_report(ctx, "node-1", [SliceReport(SLICE, SlicePhase.READY, WorkerState.NONE, instance_id=instance_id)])
     assert status_of(ctx, instance_id) == Status.DETACHING
 
-    apply_node_report(ctx, "node-1", [FREE])
+    apply_node_report(ctx, "node-1", [free(instance_id)])
 
     assert status_of(ctx, instance_id) == Status.AVAILABLE
     last = transitions_of(ctx, instance_id)[-1]
@@ -161,10 +176,20 @@ def test_detaching_completes_only_after_the_node_confirms_the_memory_free(ctx, d
     assert attachment(ctx, attachment_id).ended_us is not None
 
 
+def test_a_free_report_naming_no_instance_does_not_complete_a_detach(ctx, detaching) -> None:
+    instance_id, attachment_id = detaching
+    apply_vm_report(ctx, "i-vm0001", ChannelReport(attachment_id, ChannelState.CLOSED))
+
+    apply_node_report(ctx, "node-1", [free()])
+
+    assert status_of(ctx, instance_id) == Status.DETACHING
+    assert attachment(ctx, attachment_id).node_ready_us is not None
+
+
 def test_detaching_waits_for_the_vm_to_close_when_the_node_frees_first(ctx, detaching) -> None:
     instance_id, attachment_id = detaching
 
-    apply_node_report(ctx, "node-1", [FREE])
+    apply_node_report(ctx, "node-1", [free(instance_id)])
     assert status_of(ctx, instance_id) == Status.DETACHING
     apply_vm_report(ctx, "i-vm0001", ChannelReport(attachment_id, ChannelState.CLOSED))
 
@@ -176,7 +201,7 @@ def test_detaching_completes_without_the_vm_when_it_is_offline(ctx, detaching) -
     with ctx.db.write() as session:
         session.get(ClientInstance, "i-vm0001").online = False
 
-    apply_node_report(ctx, "node-1", [FREE])
+    apply_node_report(ctx, "node-1", [free(instance_id)])
 
     assert status_of(ctx, instance_id) == Status.AVAILABLE
     assert "offline" in transitions_of(ctx, instance_id)[-1].reason
@@ -188,7 +213,7 @@ def test_a_draining_slice_reported_free_is_no_longer_draining(ctx, available) ->
     with ctx.db.read() as session:
         assert session.get(Slice, SLICE).draining
 
-    apply_node_report(ctx, "node-1", [FREE])
+    apply_node_report(ctx, "node-1", [free()])
 
     with ctx.db.read() as session:
         assert session.get(Slice, SLICE).draining is False
@@ -198,7 +223,7 @@ def test_a_node_reporting_another_nodes_slice_is_refused(ctx, account) -> None:
     given_node(ctx, "node-2", ("0",))
 
     with pytest.raises(NoPermission):
-        apply_node_report(ctx, "node-2", [FREE])
+        apply_node_report(ctx, "node-2", [free()])
 
 
 def test_a_vm_reporting_another_vms_attachment_is_refused(ctx, account, attaching) -> None:

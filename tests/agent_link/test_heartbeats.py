@@ -89,11 +89,13 @@ def test_a_lost_node_that_beats_again_recovers_its_instances_only_once_it_report
     with ctx.db.read() as db:
         assert db.get(Node, "node-1").online
     assert status_of(ctx, instance_id) == Status.UNAVAILABLE
-    busy = SliceReport("node-1/0", SlicePhase.READY, WorkerState.STOPPING, attachment_id="att-old")
+    busy = SliceReport("node-1/0", SlicePhase.READY, WorkerState.STOPPING, attachment_id="att-old",
+                       instance_id=instance_id)
     apply_node_report(ctx, "node-1", [busy])
     assert status_of(ctx, instance_id) == Status.UNAVAILABLE
 
-    apply_node_report(ctx, "node-1", [SliceReport("node-1/0", SlicePhase.READY, WorkerState.NONE, memory_free=True)])
+    apply_node_report(ctx, "node-1", [SliceReport("node-1/0", SlicePhase.READY, WorkerState.NONE, memory_free=True,
+                                                  instance_id=instance_id)])
 
     assert status_of(ctx, instance_id) == Status.AVAILABLE
     assert transitions_of(ctx, instance_id)[-1].event == "node_recovered"
@@ -116,7 +118,7 @@ def test_a_detach_waiting_only_for_a_vm_that_went_silent_completes_when_the_vm_i
         row = db.get(Attachment, attachment_id)
         row.node_ready_us = row.vm_ready_us = clock.now_us()
     move(ctx, instance_id, Event.DETACH)
-    free = SliceReport("node-1/0", SlicePhase.READY, WorkerState.NONE, memory_free=True)
+    free = SliceReport("node-1/0", SlicePhase.READY, WorkerState.NONE, memory_free=True, instance_id=instance_id)
     apply_node_report(ctx, "node-1", [free])
     assert status_of(ctx, instance_id) == Status.DETACHING
     with ctx.db.write() as db:  # the node keeps beating; only the VM is silent

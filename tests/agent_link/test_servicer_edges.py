@@ -34,9 +34,10 @@ def test_a_vm_session_sending_a_node_report_is_refused_invalid_argument(ctx, lin
 
 def test_a_node_report_over_grpc_acknowledges_the_transitions_it_caused(ctx, link) -> None:
     session = _node_session(link)
-    create_instance_on_slice(ctx, new_account(ctx), "node-1/0")
+    instance_id = create_instance_on_slice(ctx, new_account(ctx), "node-1/0")
     report = pb.ActualStateReport(node=pb.NodeActualState(slices=[pb.SliceActualState(
         slice_id="node-1/0", phase=pb.SLICE_PHASE_READY, worker=pb.WORKER_STATE_NONE, memory_free=True,
+        instance_id=instance_id,
         usage=pb.SliceUsage(gpu_core_usage_percent=0.0, gpu_memory_usage_percent=0.0, memory_used_mib=0),
     )]))
 

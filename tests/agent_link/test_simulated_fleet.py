@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 
 from agent.controller_link import AccessKey, ControllerLink, LinkRefused, NodeToken
-from agent.simulated_fleet import SimulatedNode, SimulatedVm, node_registration, parse_args, vm_registration
+from agent.simulated_fleet import (
+    SimulatedNode, SimulatedVm, node_registration, parse_args, simulated_slice_state, vm_registration,
+)
 from controller.states import Event, Status
 from controller.tables import Node
+from protos.eais.v1 import agents_pb2 as pb
 from tests.agent_link.builders import (
     NODE_TOKEN, REGION, ZONE, begin_attach, create_instance_on_slice, move, new_account, status_of,
 )
@@ -73,6 +76,16 @@ def test_simulated_node_and_vm_carry_an_instance_from_pending_through_attach_and
     with ctx.db.read() as session:
         node = session.get(Node, "sim-node")
     assert (node.backend, node.accelerator_model) == ("simulated", "simulated (no accelerator)")
+
+
+def test_a_simulated_slice_report_names_the_instance_it_serves_and_none_while_idle_or_released() -> None:
+    serving = pb.SliceDesiredState(slice_id=SLICE, role=pb.SLICE_ROLE_SERVE,
+                                   instance=pb.AssignedInstance(instance_id="eais-sim1", status="Pending"))
+
+    assert simulated_slice_state(serving).instance_id == "eais-sim1"
+    for role in (pb.SLICE_ROLE_IDLE, pb.SLICE_ROLE_RELEASE):
+        report = simulated_slice_state(pb.SliceDesiredState(slice_id=SLICE, role=role))
+        assert (report.instance_id, report.worker, report.memory_free) == ("", pb.WORKER_STATE_NONE, True)
 
 
 def test_the_link_registers_again_when_its_session_was_replaced(ctx, link) -> None:

@@ -23,12 +23,14 @@ BUSY = UsageFigures(gpu_core_percent=80.0, gpu_memory_percent=50.0, memory_used_
                     memory_percent=6.0)
 
 
-def worker(attachment_id: str, usage: UsageFigures | None = BUSY, slice_id: str = SLICE) -> SliceReport:
-    return SliceReport(slice_id, SlicePhase.READY, WorkerState.READY, attachment_id=attachment_id, usage=usage)
+def worker(instance_id: str, attachment_id: str, usage: UsageFigures | None = BUSY) -> SliceReport:
+    return SliceReport(SLICE, SlicePhase.READY, WorkerState.READY, attachment_id=attachment_id, instance_id=instance_id,
+                       usage=usage)
 
 
-def idle(usage: UsageFigures | None = BUSY, slice_id: str = SLICE) -> SliceReport:
-    return SliceReport(slice_id, SlicePhase.READY, WorkerState.NONE, memory_free=True, usage=usage)
+def idle(instance_id: str = "", usage: UsageFigures | None = BUSY) -> SliceReport:
+    return SliceReport(SLICE, SlicePhase.READY, WorkerState.NONE, memory_free=True, instance_id=instance_id,
+                       usage=usage)
 
 
 def samples(ctx) -> list[UsageSample]:
@@ -54,7 +56,7 @@ def available(ctx, account) -> str:
 @pytest.fixture
 def in_use(ctx, available) -> tuple[str, str]:
     attachment_id, _ = begin_attach(ctx, available, "i-vm0001")
-    apply_node_report(ctx, "node-1", [worker(attachment_id, usage=None)])
+    apply_node_report(ctx, "node-1", [worker(available, attachment_id, usage=None)])
     apply_vm_report(ctx, "i-vm0001", ChannelReport(attachment_id, ChannelState.PROVEN))
     assert status_of(ctx, available) == Status.IN_USE
     return available, attachment_id
@@ -63,7 +65,7 @@ def in_use(ctx, available) -> tuple[str, str]:
 def test_usage_of_the_current_attachments_worker_becomes_a_sample_of_its_instance(ctx, clock, in_use) -> None:
     instance_id, attachment_id = in_use
 
-    apply_node_report(ctx, "node-1", [worker(attachment_id)])
+    apply_node_report(ctx, "node-1", [worker(instance_id, attachment_id)])
 
     [sample] = samples(ctx)
     assert (sample.instance_id, sample.attachment_id, sample.slice_id, sample.at_us) == (
@@ -75,16 +77,16 @@ def test_usage_of_the_current_attachments_worker_becomes_a_sample_of_its_instanc
 def test_the_report_that_completes_the_attach_already_leaves_a_sample(ctx, available) -> None:
     attachment_id, _ = begin_attach(ctx, available, "i-vm0001")
 
-    apply_node_report(ctx, "node-1", [worker(attachment_id)])
+    apply_node_report(ctx, "node-1", [worker(available, attachment_id)])
 
     assert [s.instance_id for s in samples(ctx)] == [available]
 
 
 def test_a_node_reporting_every_second_leaves_one_sample_per_interval(ctx, clock, in_use) -> None:
-    _, attachment_id = in_use
+    instance_id, attachment_id = in_use
 
     for _ in range(30):
-        apply_node_report(ctx, "node-1", [worker(attachment_id)])
+        apply_node_report(ctx, "node-1", [worker(instance_id, attachment_id)])
         clock.advance(1)
 
     assert len(samples(ctx)) == 3
@@ -97,7 +99,7 @@ def test_usage_on_an_idle_slice_is_ignored(ctx, account) -> None:
 
 
 def test_usage_on_a_slice_whose_instance_has_no_attachment_is_ignored(ctx, available) -> None:
-    apply_node_report(ctx, "node-1", [idle()])
+    apply_node_report(ctx, "node-1", [idle(available)])
 
     assert samples(ctx) == []
 
@@ -105,14 +107,14 @@ def test_usage_on_a_slice_whose_instance_has_no_attachment_is_ignored(ctx, avail
 def test_usage_of_a_worker_from_an_earlier_attachment_is_ignored(ctx, clock, in_use) -> None:
     instance_id, old_attachment = in_use
     move(ctx, instance_id, Event.DETACH)
-    apply_node_report(ctx, "node-1", [idle(usage=None)])
+    apply_node_report(ctx, "node-1", [idle(instance_id, usage=None)])
     apply_vm_report(ctx, "i-vm0001", ChannelReport(old_attachment, ChannelState.CLOSED))
     assert status_of(ctx, instance_id) == Status.AVAILABLE
     new_attachment, _ = begin_attach(ctx, instance_id, "i-vm0001")
 
-    apply_node_report(ctx, "node-1", [worker(old_attachment)])
+    apply_node_report(ctx, "node-1", [worker(instance_id, old_attachment)])
     assert samples(ctx) == []
-    apply_node_report(ctx, "node-1", [worker(new_attachment)])
+    apply_node_report(ctx, "node-1", [worker(instance_id, new_attachment)])
 
     assert [s.attachment_id for s in samples(ctx)] == [new_attachment]
 
@@ -121,7 +123,15 @@ def test_usage_on_a_released_instances_draining_slice_is_ignored(ctx, in_use) ->
     instance_id, attachment_id = in_use
     release(ctx, instance_id)
 
-    apply_node_report(ctx, "node-1", [worker(attachment_id)])
+    apply_node_report(ctx, "node-1", [worker(instance_id, attachment_id)])
+
+    assert samples(ctx) == []
+
+
+def test_usage_in_a_report_naming_another_instance_is_ignored(ctx, in_use) -> None:
+    _, attachment_id = in_use
+
+    apply_node_report(ctx, "node-1", [worker("", attachment_id)])
 
     assert samples(ctx) == []
 
@@ -130,7 +140,7 @@ def test_usage_that_is_not_a_number_is_dropped_with_a_note_and_the_report_still_
     attachment_id, _ = begin_attach(ctx, available, "i-vm0001")
     broken = UsageFigures(math.nan, 1.0, 1, 1.0, 1.0)
 
-    outcome = apply_node_report(ctx, "node-1", [worker(attachment_id, usage=broken)])
+    outcome = apply_node_report(ctx, "node-1", [worker(available, attachment_id, usage=broken)])
 
     assert samples(ctx) == []
     assert any("not numbers" in note for note in outcome.notes)
@@ -147,7 +157,7 @@ def test_usage_sent_over_grpc_reaches_the_samples_and_a_report_without_usage_lea
 
     def report(**usage: float) -> None:
         entry = pb.SliceActualState(slice_id=SLICE, phase=pb.SLICE_PHASE_READY, worker=pb.WORKER_STATE_READY,
-                                    attachment_id=attachment_id)
+                                    attachment_id=attachment_id, instance_id=instance_id)
         if usage:
             entry.usage.CopyFrom(pb.SliceUsage(**usage))
         link.stub.ReportActualState(pb.ActualStateReport(node=pb.NodeActualState(slices=[entry])), metadata=bearer(session))

@@ -63,9 +63,11 @@ class Agents:
     vm_session: str = ""
 
     def node_reports(self, attachment_id: str = "", **usage: float) -> None:
+        """The slice ready (with a worker for ``attachment_id``), about the instance the desired state names."""
         entry = pb.SliceActualState(slice_id=SLICE, phase=pb.SLICE_PHASE_READY, attachment_id=attachment_id,
                                     worker=pb.WORKER_STATE_READY if attachment_id else pb.WORKER_STATE_NONE,
-                                    memory_free=not attachment_id, usage=pb.SliceUsage(**usage))
+                                    memory_free=not attachment_id, usage=pb.SliceUsage(**usage),
+                                    instance_id=self.desired_slice().instance.instance_id)
         report = pb.ActualStateReport(node=pb.NodeActualState(slices=[entry]))
         self.stub.ReportActualState(report, metadata=bearer(self.node_session))
 
@@ -74,9 +76,12 @@ class Agents:
         self.stub.ReportActualState(report, metadata=bearer(self.vm_session))
 
     def attachment_the_node_should_serve(self) -> str:
+        return self.desired_slice().attachment.attachment_id
+
+    def desired_slice(self) -> pb.SliceDesiredState:
         stream = self.stub.WatchDesiredState(pb.WatchRequest(), metadata=bearer(self.node_session))
         try:
-            return next(iter(stream)).node.slices[0].attachment.attachment_id
+            return next(iter(stream)).node.slices[0]
         finally:
             stream.cancel()
 

@@ -88,9 +88,9 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]
     settings = ControllerSettings(db_url=f"sqlite:///{directory}/controller.db", state_dir=directory / "state",
                                   node_token=NODE_TOKEN)
     ctx = ControllerContext.open(settings, SystemClock())
-    # No periodic resend: a resend computed just before a create would make the node report the new
-    # instance's slice "ready" (reports name slices, not instances) and skip Starting.
-    server, port = create_grpc_server(ctx, watch=WatchTiming(poll_s=0.05, resend_s=600.0))
+    # Frequent resends and reports (node_settings): one made for the idle slice just before a create
+    # must not skip Starting, since reports name the instance they are about.
+    server, port = create_grpc_server(ctx, watch=WatchTiming(poll_s=0.05, resend_s=0.5))
     server.start()
     yield Controller(ctx, f"127.0.0.1:{port}")
     server.stop(grace=None).wait(5)
@@ -110,9 +110,7 @@ def node_settings(controller: Controller, state_dir: Path, **overrides: object) 
         controller=controller.target, token=NODE_TOKEN, backend="cpu", gateway_host="127.0.0.1", gateway_port=0,
         advertise="127.0.0.1", node_id="test-node", region=REGION, zone=ZONE, state_dir=state_dir,
         cpu_slice_plan=[XLARGE, XLARGE], worker_isolation="netns",
-        # Reports only on change (a periodic one computed just before a create would say "ready" for the
-        # new instance's slice, skipping Starting: the report names slices, not instances).
-        timing=NodeTimings(handshake_timeout_s=1.0, report_interval_s=30.0, probe_timeout_s=20.0,
+        timing=NodeTimings(handshake_timeout_s=1.0, report_interval_s=0.5, probe_timeout_s=20.0,
                            failed_worker_retry_s=0.5),
     )
     return NodeSettings(**{**values, **overrides})

@@ -295,7 +295,7 @@ class SliceUsage(_message.Message):
     def __init__(self, gpu_core_usage_percent: _Optional[float] = ..., gpu_memory_usage_percent: _Optional[float] = ..., memory_used_mib: _Optional[int] = ..., cpu_usage_percent: _Optional[float] = ..., memory_usage_percent: _Optional[float] = ...) -> None: ...
 
 class SliceActualState(_message.Message):
-    __slots__ = ("slice_id", "phase", "worker", "attachment_id", "memory_free", "failure_reason", "usage")
+    __slots__ = ("slice_id", "phase", "worker", "attachment_id", "memory_free", "failure_reason", "usage", "instance_id")
     SLICE_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
@@ -303,6 +303,7 @@ class SliceActualState(_message.Message):
     MEMORY_FREE_FIELD_NUMBER: _ClassVar[int]
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     slice_id: str
     phase: SlicePhase
     worker: WorkerState
@@ -310,7 +311,8 @@ class SliceActualState(_message.Message):
     memory_free: bool
     failure_reason: str
     usage: SliceUsage
-    def __init__(self, slice_id: _Optional[str] = ..., phase: _Optional[_Union[SlicePhase, str]] = ..., worker: _Optional[_Union[WorkerState, str]] = ..., attachment_id: _Optional[str] = ..., memory_free: bool = ..., failure_reason: _Optional[str] = ..., usage: _Optional[_Union[SliceUsage, _Mapping]] = ...) -> None: ...
+    instance_id: str
+    def __init__(self, slice_id: _Optional[str] = ..., phase: _Optional[_Union[SlicePhase, str]] = ..., worker: _Optional[_Union[WorkerState, str]] = ..., attachment_id: _Optional[str] = ..., memory_free: bool = ..., failure_reason: _Optional[str] = ..., usage: _Optional[_Union[SliceUsage, _Mapping]] = ..., instance_id: _Optional[str] = ...) -> None: ...
 
 class NodeActualState(_message.Message):
     __slots__ = ("slices",)

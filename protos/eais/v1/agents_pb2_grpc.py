@@ -88,7 +88,7 @@ class AgentLinkServicer(object):
 
     def ReportActualState(self, request, context):
         """What the agent has actually done. Send the whole picture on every change and periodically;
-        the controller moves instances only on reports about their current attachment.
+        the controller moves instances only on reports about their current instance and attachment.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
