@@ -135,6 +135,7 @@ class Gateway:
         answer(stream, None)
         stream.settimeout(None)
         _keep_alive(stream.sock)
+        tune(upstream)  # without TCP_NODELAY toward the worker, small frames wait out delayed ACKs (~40 ms)
         if target.served.relay(stream, upstream, name=f"gw-{hello.attachment_id[:24]}") is not None:
             log.info("gateway: %s connected to the worker of %s", _peer(peer), hello.attachment_id)
 
