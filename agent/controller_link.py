@@ -4,7 +4,9 @@ Register (node token, or AccessKey-signed for a VM) -> heartbeats at the pace th
 sets -> a desired-state stream that reconnects by itself -> actual-state reports. A replaced or
 forgotten session is re-registered once, transparently; an unreachable controller is retried
 with exponential backoff and jitter. A refusal that retrying cannot fix (wrong token, invalid
-registration) raises :class:`LinkRefused` with the controller's code and message.
+registration) raises :class:`LinkRefused` with the controller's code and message; so does a TLS
+mismatch a handshake shows (another CA, an address the certificate does not name, plaintext on one
+side only): :class:`ControllerUntrusted`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TypeVar
 
 import grpc
 
+from agent.controller_trust import ControllerTrust
 from protos.eais.v1 import agents_pb2 as pb
 from protos.eais.v1 import agents_pb2_grpc
 
@@ -56,10 +59,21 @@ class AccessKey:
 class LinkRefused(Exception):
     """The controller refused in a way retrying cannot fix."""
 
-    def __init__(self, call: str, error: grpc.RpcError) -> None:
-        self.status = error.code()
-        self.error_code = _error_code(error)
-        super().__init__(f"{call} refused by the controller: {self.status.name} {self.error_code}: {error.details()}")
+    def __init__(self, message: str, status: grpc.StatusCode, error_code: str = "") -> None:
+        super().__init__(message)
+        self.status, self.error_code = status, error_code
+
+    @classmethod
+    def from_rpc(cls, call: str, error: grpc.RpcError) -> LinkRefused:
+        status, code = error.code(), _error_code(error)
+        return cls(f"{call} refused by the controller: {status.name} {code}: {error.details()}", status, code)
+
+
+class ControllerUntrusted(LinkRefused):
+    """This agent and the controller disagree on TLS (CA, certificate names, plaintext); the reason says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot trust the controller: {reason}", grpc.StatusCode.UNAVAILABLE)
 
 
 def register_signature_metadata(
@@ -102,12 +116,14 @@ class ControllerLink:
         registration: pb.RegisterRequest,
         credentials: NodeToken | AccessKey,
         *,
+        trust: ControllerTrust,
         call_timeout_s: float = 10.0,
-        channel_credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
+        self._target, self._trust = target, trust
         self._registration = registration
         self._credentials = credentials
         self._timeout_s = call_timeout_s
+        channel_credentials = trust.channel_credentials()
         self._channel = (
             grpc.secure_channel(target, channel_credentials) if channel_credentials else grpc.insecure_channel(target)
         )
@@ -184,6 +200,7 @@ class ControllerLink:
                     self._forget_session()  # replaced by a newer Register: register again below
                 else:
                     _raise_unless_retryable("WatchDesiredState", error)
+                    self._raise_if_untrusted(error)  # a controller restarted with other names or another CA
                     log.warning("desired-state stream lost (%s); reconnecting", error.code().name)
             stop.wait(backoff.next_delay_s())
 
@@ -210,11 +227,18 @@ class ControllerLink:
             response = self._stub.Register(self._registration, metadata=metadata, timeout=self._timeout_s)
         except grpc.RpcError as error:
             _raise_unless_retryable("Register", error)
+            self._raise_if_untrusted(error)
             raise
         self._token = response.session_token
         self._beat_in_s = _beat_delay_s(response.heartbeat)
         self.last_registration = response
         return response
+
+    def _raise_if_untrusted(self, error: grpc.RpcError) -> None:
+        if error.code() is grpc.StatusCode.UNAVAILABLE:
+            reason = self._trust.mismatch(self._target)
+            if reason is not None:
+                raise ControllerUntrusted(reason) from error
 
     def _register_metadata(self) -> list[tuple[str, str]]:
         if isinstance(self._credentials, NodeToken):
@@ -256,4 +280,4 @@ def _error_code(error: grpc.RpcError) -> str:
 
 def _raise_unless_retryable(call: str, error: grpc.RpcError) -> None:
     if error.code() not in RETRYABLE:
-        raise LinkRefused(call, error) from error
+        raise LinkRefused.from_rpc(call, error) from error

@@ -23,6 +23,7 @@ from pathlib import Path
 import grpc
 
 from agent.controller_link import AccessKey, ControllerLink, LinkRefused, NodeToken
+from agent.controller_trust import PLAINTEXT_WARNING, ControllerTrustError, controller_trust
 from protos.eais.v1 import agents_pb2 as pb
 
 SIMULATED_MODEL = "simulated (no accelerator)"
@@ -209,13 +210,13 @@ def build_fleet(options: argparse.Namespace, say: Say = say_line) -> list[_Simul
     for number in range(1, options.nodes + 1):
         request = node_registration(f"sim-{options.region}-node{number}", options.region, zone,
                                     options.instance_types, options.slices_per_type)
-        fleet.append(SimulatedNode(ControllerLink(options.controller, request, token), say))
+        fleet.append(SimulatedNode(ControllerLink(options.controller, request, token, trust=options.trust), say))
     if options.vms:
         key = AccessKey(options.access_key_id, options.access_key_secret)
         for number in range(1, options.vms + 1):
             request = vm_registration(simulated_vm_id(key.access_key_id, options.region, number), options.region,
                                       zone, options.vpc_id, options.vswitch_id, options.vcpu, options.memory_mib)
-            fleet.append(SimulatedVm(ControllerLink(options.controller, request, key), say))
+            fleet.append(SimulatedVm(ControllerLink(options.controller, request, key, trust=options.trust), say))
     return fleet
 
 
@@ -243,6 +244,11 @@ def _parser() -> argparse.ArgumentParser:
         "They declare themselves simulated (backend 'simulated', no accelerator). Stop with Ctrl-C.",
     )
     parser.add_argument("--controller", default="127.0.0.1:50051", help="controller gRPC address (default %(default)s)")
+    parser.add_argument("--controller-ca", type=Path, default=os.environ.get("EAIS_CONTROLLER_CA_FILE"),
+                        help="the controller's agent CA, its STATE_DIR/agent-ca.crt: the link is TLS "
+                        "(env EAIS_CONTROLLER_CA_FILE)")
+    parser.add_argument("--controller-plaintext", action="store_true",
+                        help="no TLS to the controller: only for one started with --grpc-plaintext")
     parser.add_argument("--node-token-file", type=Path, default=Path(".eais/node.token"),
                         help="file holding the controller's node token (default %(default)s)")
     parser.add_argument("--node-token", default=os.environ.get("EAIS_NODE_TOKEN"),
@@ -275,6 +281,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if min(options.nodes, options.vms, options.slices_per_type) < 0:
         parser.error("--nodes, --vms and --slices-per-type cannot be negative")
     options.instance_types = dict(options.instance_type_list or DEFAULT_SLICE_TYPES_GIB.items())
+    try:
+        options.trust = controller_trust(options.controller_ca, options.controller_plaintext)
+    except ControllerTrustError as error:
+        parser.error(str(error))
     return options
 
 
@@ -282,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     fleet = build_fleet(options)
+    if options.trust.is_plaintext:
+        say_line(PLAINTEXT_WARNING)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threads = [threading.Thread(target=agent.run, args=(stop,), daemon=True) for agent in fleet]

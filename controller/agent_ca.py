@@ -1,9 +1,14 @@
-"""The controller's agent CA: it signs node gateways' TLS certificates, and VM agents trust only it.
+"""The controller's agent CA: it signs node gateways' TLS certificates and the controller's own
+certificate for the agent link; agents trust only it.
 
 A node agent keeps its gateway key to itself and sends a certificate signing request when it
 registers; the controller signs it for the host of the gateway address the node registered (the
 names inside the request are ignored, so a node cannot ask for another name). VM agents receive
 the CA certificate when they register and verify every gateway against it and nothing else.
+
+Agents dial the controller's agent link (gRPC) with TLS and verify it against the same CA, given
+to them as a file (``--controller-ca``); :meth:`AgentCA.sign_agent_link` makes that server
+certificate for the names agents dial (the ``grpc_tls_names`` setting).
 
 The CA key lives in ``<state_dir>/agent-ca.key`` (mode 0600, created once); the certificate in
 ``agent-ca.crt`` beside it. Several controller replicas must share the state directory's CA (copy
@@ -29,6 +34,7 @@ from controller.settings import ControllerSettings
 
 CA_VALIDITY = dt.timedelta(days=3650)
 GATEWAY_VALIDITY = dt.timedelta(days=30)  # nodes re-register (and so renew) on every restart
+AGENT_LINK_VALIDITY = dt.timedelta(days=90)  # the controller renews it while it runs (controller/agent_link/tls.py)
 CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_CSR_BYTES = 16 * 1024
 
@@ -62,6 +68,30 @@ class AgentCA:
         )
         return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
+    def sign_agent_link(
+        self, public_key: ec.EllipticCurvePublicKey, names: list[str], *, now: dt.datetime | None = None
+    ) -> x509.Certificate:
+        """The controller's server certificate for its agent link, valid for every one of ``names``."""
+        now = now or dt.datetime.now(dt.UTC)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "eais controller agent link")]))
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - CLOCK_SKEW)
+            .not_valid_after(now + AGENT_LINK_VALIDITY)
+            .add_extension(x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+
+
+def agent_ca_certificate_path(settings: ControllerSettings) -> Path:
+    """The file agents are given as ``--controller-ca``."""
+    return settings.resolved_state_dir() / "agent-ca.crt"
+
 
 def gateway_host(gateway_address: str) -> str:
     host, sep, port = gateway_address.rpartition(":")
@@ -72,8 +102,8 @@ def gateway_host(gateway_address: str) -> str:
 
 
 def load_or_create_agent_ca(settings: ControllerSettings) -> AgentCA:
-    directory = settings.resolved_state_dir()
-    key_path, cert_path = directory / "agent-ca.key", directory / "agent-ca.crt"
+    cert_path = agent_ca_certificate_path(settings)
+    key_path = cert_path.with_name("agent-ca.key")
     if not key_path.exists():
         _create(key_path, cert_path)
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)

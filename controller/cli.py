@@ -1,6 +1,6 @@
 """eais-controller: run the EAIS-compatible controller and administer accounts and bills.
 
-Start with: eais-controller serve (SQLite in ./eais-controller.db, EAIS API on 127.0.0.1:8080, agent gRPC on 127.0.0.1:50051).
+Start with: eais-controller serve (SQLite in ./eais-controller.db, EAIS API on 127.0.0.1:8080, agent gRPC with TLS on 127.0.0.1:50051; agents are given its agent CA, STATE_DIR/agent-ca.crt, as --controller-ca).
 
 Then: eais-controller account create --name NAME --balance 500 --real-name-verified, for an AccessKey the official SDKs can use.
 
@@ -58,6 +58,8 @@ def serve(
     api_port: Annotated[Optional[int], typer.Option(help="Port of the EAIS API (HTTP). Default 8080.")] = None,
     grpc_host: Annotated[Optional[str], typer.Option(help="Address of the agent gRPC service. Default 127.0.0.1.")] = None,
     grpc_port: Annotated[Optional[int], typer.Option(help="Port of the agent gRPC service. Default 50051.")] = None,
+    grpc_tls_name: Annotated[Optional[list[str]], typer.Option("--grpc-tls-name", metavar="NAME", help="A host name or address agents dial, named in the agent gRPC certificate (repeat for each). Default: this host's name, localhost, 127.0.0.1, ::1 and --grpc-host when it is a specific address.")] = None,
+    grpc_plaintext: Annotated[bool, typer.Option("--grpc-plaintext", help="Serve the agent gRPC service without TLS (agents then need --controller-plaintext): only on a private network nobody else reaches.")] = False,
     api_processes: Annotated[int, typer.Option(min=1, max=64, help="Processes answering the EAIS API (one per core helps under load).")] = 1,
 ) -> None:
     """Run the controller: EAIS API, admin API, agent gRPC service and reconciler, until Ctrl-C."""
@@ -67,7 +69,8 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(config, db_url=db, state_dir=state_dir, api_host=api_host, api_port=api_port,
-                         grpc_host=grpc_host, grpc_port=grpc_port)
+                         grpc_host=grpc_host, grpc_port=grpc_port, grpc_tls_names=grpc_tls_name or None,
+                         grpc_plaintext=grpc_plaintext or None)
     err.print(f"eais-controller: opening {settings.db_url} and applying migrations ...")
     ctx = _open(settings)
     admin_token(settings)  # create the token files now, so the lines below can point at them
@@ -80,7 +83,9 @@ def serve(
     state = settings.resolved_state_dir()
     err.print(f"eais-controller: EAIS API      http://{settings.api_host}:{running.api_port}/")
     err.print(f"eais-controller: admin API     http://{settings.api_host}:{running.api_port}/admin/docs  (token: {state / 'admin.token'})")
-    err.print(f"eais-controller: agent gRPC    {settings.grpc_host}:{running.grpc_port}  (node token: {state / 'node.token'})")
+    err.print(f"eais-controller: agent gRPC    {settings.grpc_host}:{running.grpc_port}{_agent_link_security(settings)}"
+              f"  (node token: {state / 'node.token'})", soft_wrap=True)
+    _print_agent_trust(settings)
     err.print("eais-controller: ready (Ctrl-C stops)")
     notifier = ServiceNotifier()
     serving = f"EAIS API on {settings.api_host}:{running.api_port}, agent gRPC on {settings.grpc_host}:{running.grpc_port}"
@@ -95,6 +100,24 @@ def serve(
         notifier.stopping()
         running.stop()
         err.print("eais-controller: stopped")
+
+
+def _agent_link_security(settings: ControllerSettings) -> str:
+    if settings.grpc_plaintext:
+        return ", plaintext"
+    return f", TLS for {', '.join(settings.resolved_grpc_tls_names())}"
+
+
+def _print_agent_trust(settings: ControllerSettings) -> None:
+    from controller.agent_ca import agent_ca_certificate_path
+
+    if settings.grpc_plaintext:
+        err.print("eais-controller: [yellow]warning:[/yellow] --grpc-plaintext: the agent link is not encrypted; "
+                  "node, session and attachment tokens cross the network readable. Keep it on a private network "
+                  "nobody else reaches; agents need --controller-plaintext.", soft_wrap=True)
+        return
+    err.print(f"eais-controller: agent CA: {agent_ca_certificate_path(settings)} — give it to agents as --controller-ca",
+              soft_wrap=True)
 
 
 class _Terminated(BaseException):

@@ -7,6 +7,9 @@ Every timing lives in :class:`LifecycleSettings`; tests set them to what they ne
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -107,6 +110,11 @@ class ControllerSettings(BaseSettings):
     api_port: int = 8080
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
+    grpc_plaintext: bool = Field(
+        default=False, description="serve the agent link without TLS: only on a private network nobody else reaches")
+    grpc_tls_names: list[str] | None = Field(
+        default=None, description="host names and addresses agents dial, named in the agent link's certificate; "
+        "default: this host's name, localhost, 127.0.0.1, ::1, and grpc_host when it is a specific address")
     state_dir: Path | None = Field(
         default=None,
         description="where generated keys are kept (0600); default: .eais beside a SQLite file, else ~/.local/state/eais",
@@ -127,6 +135,18 @@ class ControllerSettings(BaseSettings):
             raise ValueError(f"{value!r} is a placeholder, not a secret: set a real one or leave it unset")
         return value
 
+    @field_validator("grpc_tls_names")
+    @classmethod
+    def _names_a_certificate_can_hold(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return None
+        if not names:
+            raise ValueError("grpc_tls_names is empty: name at least one host or address the agents dial")
+        for name in names:
+            if not _is_tls_name(name):
+                raise ValueError(f"grpc_tls_names: {name!r} is neither an IP address nor a host name")
+        return names
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -146,11 +166,28 @@ class ControllerSettings(BaseSettings):
             return Path(self.db_url.split("///", 1)[-1]).expanduser().parent / ".eais"
         return Path.home() / ".local" / "state" / "eais"
 
+    def resolved_grpc_tls_names(self) -> list[str]:
+        """The names the agent link's certificate carries, in a stable order without repeats."""
+        if self.grpc_tls_names is not None:
+            return list(dict.fromkeys(self.grpc_tls_names))
+        names = [socket.gethostname(), "localhost", "127.0.0.1", "::1", self.grpc_host.strip("[]")]
+        return list(dict.fromkeys(name for name in names if name not in _ANY_ADDRESS and _is_tls_name(name)))
+
     def region(self, region_id: str) -> RegionSpec | None:
         return next((r for r in self.regions if r.region_id == region_id), None)
 
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "xxx", "todo", "placeholder"}
+_ANY_ADDRESS = {"", "0.0.0.0", "::"}
+_HOST_NAME = re.compile(r"(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?")
+
+
+def _is_tls_name(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return len(name) <= 253 and _HOST_NAME.fullmatch(name) is not None
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> ControllerSettings:

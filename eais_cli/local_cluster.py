@@ -22,6 +22,7 @@ from pathlib import Path
 
 from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
 from controller.accounts import create_account
+from controller.agent_ca import agent_ca_certificate_path
 from controller.context import ControllerContext
 from controller.key_store import node_token
 from controller.server import RunningController, start_controller
@@ -61,6 +62,11 @@ class LocalCluster:
     def tf_endpoint(self) -> str:
         return f"127.0.0.1:{self.options.tf_port}"
 
+    @property
+    def agent_ca_file(self) -> Path:
+        """What both agents trust for the TLS link to the controller (also for any agent added by hand)."""
+        return agent_ca_certificate_path(self.ctx.settings)
+
     def start(self) -> None:
         data = self.options.data_dir
         (data / "logs").mkdir(parents=True, exist_ok=True)
@@ -71,7 +77,8 @@ class LocalCluster:
         self.controller = start_controller(self.ctx)
         self.controller.start_api_in_thread()
         self.credentials = self._credentials(data / "credentials.json")
-        say(f"controller: EAIS API http://{self.endpoint}/, agents on 127.0.0.1:{self.controller.grpc_port}")
+        say(f"controller: EAIS API http://{self.endpoint}/, agents on 127.0.0.1:{self.controller.grpc_port} "
+            f"(TLS; agent CA {self.agent_ca_file})")
         self.children["node"] = self._spawn("node", self._node_command())
         self.children["agent"] = self._spawn("agent", self._agent_command())
 
@@ -118,6 +125,7 @@ class LocalCluster:
                 "their ports listen on all interfaces (fine on a laptop, not on a shared network)")
         return [
             _script("eais-node"), "run", "--controller", f"127.0.0.1:{self.controller.grpc_port}",
+            "--controller-ca", str(self.agent_ca_file),
             "--node-token-file", str(self.ctx.settings.resolved_state_dir() / "node.token"),
             "--backend", self.options.backend, "--gateway-port", str(self.options.gateway_port),
             "--advertise", "127.0.0.1", "--worker-isolation", isolation, "--region", REGION, "--zone", ZONE,
@@ -127,6 +135,7 @@ class LocalCluster:
     def _agent_command(self) -> list[str]:
         return [
             _script("eais-agent"), "run", "--controller", f"127.0.0.1:{self.controller.grpc_port}",
+            "--controller-ca", str(self.agent_ca_file),
             "--credentials-file", str(self.options.data_dir / "credentials.json"),
             "--endpoint", self.tf_endpoint, "--region", REGION, "--zone", ZONE,
             "--vpc-id", VPC, "--vswitch-id", VSWITCH, "--state-dir", str(self.options.data_dir / "agent"),

@@ -4,8 +4,8 @@
 * ``create_account_cli(db_url, state_dir, name)``: ``eais-controller account create`` in a child
   process; returns its JSON (``AccountId``, ``AccessKeyId``, ``AccessKeySecret``).
 * ``ControllerProcess``: start (and wait for ``/healthz``, or not: to kill it while it starts),
-  ``kill`` (SIGKILL), ``stop`` (SIGTERM), ``start`` again on the same database, state directory
-  and ports. Use it as a context manager:
+  ``kill`` (SIGKILL), ``stop`` (SIGTERM), ``start`` again on the same database, state directory,
+  ports and extra ``serve_args``. Use it as a context manager:
   leaving the block always kills the child.
 
 Every wait is bounded; a child that dies while starting fails with the tail of its log.
@@ -62,8 +62,9 @@ class ControllerProcess:
 
     def __init__(
         self, db_url: str, state_dir: Path, log_path: Path, *, api_port: int | None = None, grpc_port: int | None = None,
+        serve_args: tuple[str, ...] = (),
     ) -> None:
-        self.db_url, self.state_dir, self.log_path = db_url, state_dir, log_path
+        self.db_url, self.state_dir, self.log_path, self.serve_args = db_url, state_dir, log_path, serve_args
         self.api_port = api_port or free_port()
         self.grpc_port = grpc_port or free_port()
         self.process: subprocess.Popen | None = None
@@ -79,6 +80,11 @@ class ControllerProcess:
         return f"{LOOPBACK}:{self.grpc_port}"
 
     @property
+    def agent_ca_file(self) -> Path:
+        """What agents are given as --controller-ca (the controller makes it at its first start)."""
+        return self.state_dir / "agent-ca.crt"
+
+    @property
     def node_token(self) -> str:
         return (self.state_dir / "node.token").read_text().strip()
 
@@ -87,7 +93,7 @@ class ControllerProcess:
         assert self.process is None or self.process.poll() is not None, "the controller is already running"
         command = [sys.executable, "-m", "controller.cli", "serve", "--db", self.db_url,
                    "--state-dir", str(self.state_dir), "--api-host", LOOPBACK, "--api-port", str(self.api_port),
-                   "--grpc-host", LOOPBACK, "--grpc-port", str(self.grpc_port)]
+                   "--grpc-host", LOOPBACK, "--grpc-port", str(self.grpc_port), *self.serve_args]
         self.starts += 1
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start #{self.starts} at {time.strftime('%H:%M:%S')} =====\n".encode())

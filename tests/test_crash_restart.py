@@ -48,6 +48,7 @@ from darabonba.exceptions import ResponseException
 from sqlalchemy import create_engine, text
 
 from agent.controller_link import ControllerLink, NodeToken
+from agent.controller_trust import ControllerTrust
 from agent.simulated_fleet import SimulatedNode, node_registration
 from controller.db import is_sqlite, normalise_url
 from tests.api.sdk_capture import v3_client
@@ -193,7 +194,9 @@ class RunningNode:
 def start_node(controller: ControllerProcess) -> RunningNode:
     lines: list[str] = []
     request = node_registration("crash-node", REGION, ZONE, {TYPE: 2}, SLICES)
-    node = SimulatedNode(ControllerLink(controller.grpc_target, request, NodeToken(controller.node_token)), lines.append)
+    trust = ControllerTrust.from_ca_file(controller.agent_ca_file)
+    node = SimulatedNode(ControllerLink(controller.grpc_target, request, NodeToken(controller.node_token), trust=trust),
+                         lines.append)
     stop = threading.Event()
     thread = threading.Thread(target=node.run, args=(stop,), name="simulated-node", daemon=True)
     thread.start()

@@ -76,7 +76,7 @@ class NodeAgent:
         registration = node_registration(self.settings, self._pre.inventory, self._pre.slices,
                                          self.gateway_address, self._key.csr_pem)
         self.link = ControllerLink(self.settings.controller, registration, NodeToken(self._pre.token),
-                                   call_timeout_s=self.settings.timing.controller_call_timeout_s)
+                                   trust=self._pre.trust, call_timeout_s=self.settings.timing.controller_call_timeout_s)
         self.pool = WorkerPool(self._spawn_worker, self.settings.warm_workers).start()
         self._observer = WorkerObserver(self._pre.nvml)
         self.reporter = Reporter(self.link, self._picture, self.settings.timing.report_interval_s)

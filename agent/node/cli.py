@@ -3,8 +3,11 @@ controller and runs one fresh TensorFlow worker per attached instance, reachable
 its TLS gateway.
 
 \b
-Start it with the controller's address and node token:
-    EAIS_NODE_TOKEN=... eais-node run --controller ctl.example:50051 --advertise gpu1.example
+Start it with the controller's address, its agent CA and the node token:
+    EAIS_NODE_TOKEN=... eais-node run --controller ctl.example:50051 --controller-ca ca.crt --advertise gpu1.example
+The link to the controller is TLS: --controller-ca is the file the controller prints at start
+("agent CA: STATE_DIR/agent-ca.crt"), and ctl.example must be a name its certificate holds
+(its grpc_tls_names).
 See what it would offer (GPUs, slice plan), without contacting anyone:
     eais-node inventory
 
@@ -13,6 +16,8 @@ as "CPU backend (no accelerator)", for development and CI; slice memory is then 
 
 \b
 Every option is also a setting, as an EAIS_NODE_* variable or a key of the --config TOML file:
+    EAIS_NODE_CONTROLLER_CA_FILE=/etc/eais/agent-ca.crt
+                                             controller_ca_file = "/etc/eais/agent-ca.crt"
     EAIS_NODE_GATEWAY_PORT=50052             gateway_port = 50052
     EAIS_NODE_WARM_WORKERS=2                 warm_workers = 2
                                              slice_plan = ["eais.ei-a6.2xlarge", "eais.ei-a6.xlarge"]
@@ -52,6 +57,8 @@ def _settings(config: Path | None, **overrides: object) -> NodeSettings:
 def run(
     config: ConfigOption = None,
     controller: Annotated[Optional[str], typer.Option(help="The controller's agent gRPC address, HOST:PORT. Default 127.0.0.1:50051.")] = None,
+    controller_ca: Annotated[Optional[Path], typer.Option("--controller-ca", help="The controller's agent CA certificate (its STATE_DIR/agent-ca.crt, printed at its start); the link is TLS. Or EAIS_NODE_CONTROLLER_CA_FILE.")] = None,
+    controller_plaintext: Annotated[bool, typer.Option("--controller-plaintext", help="No TLS to the controller: only for one started with --grpc-plaintext on a private network.")] = False,
     node_token_file: Annotated[Optional[Path], typer.Option(help="File holding the controller's node token (its STATE_DIR/node.token). Or set EAIS_NODE_TOKEN.")] = None,
     backend: BackendOption = None,
     gateway_port: Annotated[Optional[int], typer.Option(help="Port of the TLS gateway VM agents connect to (0: any free port). Default 50052.")] = None,
@@ -69,7 +76,8 @@ def run(
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = _settings(config, controller=controller, token_file=node_token_file, backend=backend,
+    settings = _settings(config, controller=controller, controller_ca_file=controller_ca,
+                         controller_plaintext=controller_plaintext or None, token_file=node_token_file, backend=backend,
                          gateway_port=gateway_port, advertise=advertise, warm_workers=warm_workers,
                          worker_isolation=worker_isolation, region=region, zone=zone, node_id=node_id,
                          state_dir=state_dir)

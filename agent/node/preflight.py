@@ -1,7 +1,8 @@
 """Everything the node agent settles before it talks to anyone, failing fast with a fix in the message.
 
-Inventory and slice plan, the node token, worker isolation (network namespaces, uids), the state
-directory, and the workers a previous run of the agent left behind (killed).
+Inventory and slice plan, the node token, how to trust the controller, worker isolation (network
+namespaces, uids), the state directory, and the workers a previous run of the agent left behind
+(killed).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.controller_trust import PLAINTEXT_WARNING, ControllerTrust, controller_trust
 from agent.node.inventory import Inventory, NoGpu, Nvml, discover
 from agent.node.netns import namespaces_unavailable_reason
 from agent.node.registration import tensorflow_version
@@ -34,6 +36,7 @@ class Preflight:
     nvml: Nvml | None
     slices: list[SliceSpec]
     token: str
+    trust: ControllerTrust
     launch: WorkerLaunch
     records: WorkerRecords
 
@@ -54,8 +57,11 @@ def inventory_and_plan(settings: NodeSettings) -> tuple[Inventory, Nvml | None, 
 def run_preflight(settings: NodeSettings, say: Callable[[str], None]) -> Preflight:
     try:
         token = settings.node_token()
-    except ValueError as error:
+        trust = controller_trust(settings.controller_ca_file, settings.controller_plaintext)
+    except ValueError as error:  # no node token, or no way to trust the controller: both say what to set
         raise NodeAgentError(str(error)) from None
+    if trust.is_plaintext:
+        say(PLAINTEXT_WARNING)
     state_dir = settings.resolved_state_dir()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # before anything inside it: its mode counts
     launch = _worker_launch(settings, say)
@@ -65,7 +71,7 @@ def run_preflight(settings: NodeSettings, say: Callable[[str], None]) -> Preflig
         say(f"killed {len(leftovers)} worker(s) left by a previous run (pids {', '.join(map(str, leftovers))})")
     inventory, nvml, slices = inventory_and_plan(settings)
     say(inventory.describe())
-    return Preflight(inventory, nvml, slices, token, launch, records)
+    return Preflight(inventory, nvml, slices, token, trust, launch, records)
 
 
 def _worker_launch(settings: NodeSettings, say: Callable[[str], None]) -> WorkerLaunch:

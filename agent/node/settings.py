@@ -50,6 +50,10 @@ class NodeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EAIS_NODE_", env_nested_delimiter="__", extra="ignore")
 
     controller: str = Field(default="127.0.0.1:50051", description="the controller's agent gRPC address, HOST:PORT")
+    controller_ca_file: Path | None = Field(
+        default=None, description="the controller's agent CA (its STATE_DIR/agent-ca.crt): the link is TLS")
+    controller_plaintext: bool = Field(
+        default=False, description="no TLS to the controller, for one run with --grpc-plaintext on a private network")
     token: SecretStr | None = Field(default=None, description="the controller's node token (env EAIS_NODE_TOKEN)")
     token_file: Path | None = Field(default=None, description="file holding the node token (the controller's node.token)")
     node_id: str | None = Field(default=None, description="stable id of this server; default: its host name")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.controller_link import AccessKey, ControllerLink, LinkRefused
+from agent.controller_trust import PLAINTEXT_WARNING
 from agent.service_notify import ServiceNotifier, WatchdogPinger
 from agent.vm.attachment import AttachmentFollower
 from agent.vm.channel_view import starting_view
@@ -26,7 +27,7 @@ from agent.vm.identity import vm_registration
 from agent.vm.refusal_server import RefusalServer, refusal_socket_path
 from agent.vm.reporter import ChannelReporter
 from agent.vm.routing import ConnectionRouter
-from agent.vm.settings import VmAgentSettings, resolve_identity
+from agent.vm.settings import VmAgentSettings, resolve_controller_trust, resolve_identity
 from agent.vm.status import status_document
 from agent.vm.tf_version import local_tf_version
 from protos.eais.v1 import agents_pb2 as pb
@@ -41,6 +42,7 @@ def say_line(text: str) -> None:
 class VmAgent:
     def __init__(self, settings: VmAgentSettings, *, say: Callable[[str], None] = say_line) -> None:
         self.settings, self.identity = settings, resolve_identity(settings)  # SettingsError before anything starts
+        self.trust = resolve_controller_trust(settings)
         self._say, self._timing = say, settings.timing
         self.agent_tf_version = local_tf_version()
         self.registered, self._stopping = threading.Event(), threading.Event()
@@ -72,7 +74,8 @@ class VmAgent:
             self.stop()
             raise
         key = AccessKey(self.identity.access_key_id, self.identity.access_key_secret)
-        self._link = link = ControllerLink(self.settings.controller, vm_registration(self.identity, self.endpoint.address), key)
+        self._link = link = ControllerLink(self.settings.controller, vm_registration(self.identity, self.endpoint.address),
+                                           key, trust=self.trust)
         self._reporter = ChannelReporter(link.report, self._timing.report_repeat_s)
         self._follower = AttachmentFollower(
             self.identity.client_instance_id, ca_pem=self._ca_pem, publish=self.router.publish,
@@ -81,6 +84,8 @@ class VmAgent:
         self._thread(self._follow_controller, "controller-link")
         self._say(f"endpoint for TensorFlow listening on {self.endpoint.address}; registering "
                   f"{self.identity.client_instance_id} with the controller at {self.settings.controller}")
+        if self.trust.is_plaintext:
+            self._say(PLAINTEXT_WARNING)
         return self
 
     def wait_registered(self, timeout_s: float | None = None) -> bool:

@@ -2,7 +2,9 @@
 
 While an EAIS instance is attached to this VM (InUse), TensorFlow apps that connect to the endpoint (default 127.0.0.1:8470) run on the remote accelerator through an encrypted, authenticated channel to its GPU node. At any other time their calls fail at once with UNAVAILABLE and a message saying why.
 
-Start with: eais-agent run --controller HOST:50051 --credentials-file credentials.json --zone cn-hangzhou-a --vpc-id vpc-... --vswitch-id vsw-...
+Start with: eais-agent run --controller HOST:50051 --controller-ca agent-ca.crt --credentials-file credentials.json --zone cn-hangzhou-a --vpc-id vpc-... --vswitch-id vsw-...
+
+The link to the controller is TLS: --controller-ca is the controller's agent CA, the file its start prints ("agent CA: STATE_DIR/agent-ca.crt"); copy it to this VM. The address in --controller must be one the controller's certificate names (its grpc_tls_names).
 
 Check with: eais-agent status (exit code 0 serving, 1 not serving, 2 agent unreachable).
 
@@ -38,6 +40,8 @@ EndpointOption = Annotated[str | None, typer.Option("--endpoint", help=f"Local T
 def run(
     config: ConfigOption = None,
     controller: Annotated[str | None, typer.Option(help="The controller's agent gRPC address. Default 127.0.0.1:50051.")] = None,
+    controller_ca: Annotated[Path | None, typer.Option("--controller-ca", help="The controller's agent CA certificate (its STATE_DIR/agent-ca.crt, printed at its start); the link is TLS. Or EAIS_AGENT_CONTROLLER_CA_FILE.")] = None,
+    controller_plaintext: Annotated[bool, typer.Option("--controller-plaintext", help="No TLS to the controller: only for one started with --grpc-plaintext on a private network.")] = False,
     credentials_file: Annotated[Path | None, typer.Option(help="JSON as `eais up` writes it: AccessKeyId, AccessKeySecret, RegionId, ClientInstanceId.")] = None,
     endpoint: EndpointOption = None,
     client_instance_id: Annotated[str | None, typer.Option(help="This VM's id: i-... (ECS) or eci-... (ECI).")] = None,
@@ -54,8 +58,9 @@ def run(
 ) -> None:
     """Run the agent until SIGTERM or Ctrl-C: register, follow attach/detach, serve or refuse TensorFlow calls."""
     _configure_logging(verbose)
-    settings = _settings(config, controller=controller, credentials_file=credentials_file, endpoint=endpoint,
-                         client_instance_id=client_instance_id, region_id=region, zone_id=zone, vpc_id=vpc_id,
+    settings = _settings(config, controller=controller, controller_ca_file=controller_ca,
+                         controller_plaintext=controller_plaintext or None, credentials_file=credentials_file,
+                         endpoint=endpoint, client_instance_id=client_instance_id, region_id=region, zone_id=zone, vpc_id=vpc_id,
                          vswitch_id=vswitch_id, kind=kind, name=name, instance_type=instance_type,
                          access_key_id=access_key_id, state_dir=state_dir)
     from agent.vm.agent import (  # the service's imports, not the status command's

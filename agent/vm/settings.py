@@ -23,6 +23,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from agent.controller_trust import ControllerTrust, ControllerTrustError, controller_trust
+
 DEFAULT_ENDPOINT = "127.0.0.1:8470"
 DEFAULT_CONTROLLER = "127.0.0.1:50051"
 # Keys of the credentials file and the setting each one fills.
@@ -62,6 +64,10 @@ class VmAgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EAIS_AGENT_", env_nested_delimiter="__", extra="ignore")
 
     controller: str = Field(default=DEFAULT_CONTROLLER, description="controller's agent gRPC address HOST:PORT")
+    controller_ca_file: Path | None = Field(
+        default=None, description="the controller's agent CA (its STATE_DIR/agent-ca.crt): the link is TLS")
+    controller_plaintext: bool = Field(
+        default=False, description="no TLS to the controller, for one run with --grpc-plaintext on a private network")
     credentials_file: Path | None = Field(default=None, description="JSON with AccessKeyId, AccessKeySecret, ...")
     access_key_id: str = ""
     access_key_secret: SecretStr = SecretStr("")
@@ -137,6 +143,14 @@ def resolve_identity(settings: VmAgentSettings) -> AgentIdentity:
         raise SettingsError("the AccessKey secret is a placeholder; set the real secret of the account's AccessKey")
     kind = settings.kind or ("ECI" if values["client_instance_id"].startswith("eci-") else "ECS")
     return AgentIdentity(kind=kind, name=settings.name, instance_type=settings.instance_type, **values)
+
+
+def resolve_controller_trust(settings: VmAgentSettings) -> ControllerTrust:
+    """The controller's CA (or explicit plaintext); SettingsError saying where the CA file is when neither is set."""
+    try:
+        return controller_trust(settings.controller_ca_file, settings.controller_plaintext)
+    except ControllerTrustError as error:
+        raise SettingsError(str(error)) from None
 
 
 def read_credentials_file(path: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ Modules, one job each:
 - ``wire``                protobuf messages <-> plain values
 - ``grpc_errors``         EaisError -> gRPC status, in one place
 - ``servicer``, ``server`` the thin gRPC edge and ``create_grpc_server``
+- ``tls``                 the link's server certificate (signed by the agent CA), kept and renewed
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """``create_grpc_server``: the AgentLink service bound to an address, ready for ``server.start()``.
 
 Kept apart from any serving loop so tests bind port 0 and the controller's ``main`` wires it.
+The port speaks TLS with the certificate of :mod:`controller.agent_link.tls`, unless the
+``grpc_plaintext`` setting says otherwise.
 Each WatchDesiredState stream holds one worker thread for as long as its agent is connected, so
 ``max_workers`` must exceed the number of agents plus the concurrent unary calls.
 """
@@ -13,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from controller.agent_link.servicer import AgentLinkServicer, WatchTiming
+from controller.agent_link.tls import AgentLinkCertificates
 from controller.context import ControllerContext
 from protos.eais.v1 import agents_pb2_grpc
 
@@ -25,7 +28,6 @@ def create_grpc_server(
     *,
     watch: WatchTiming | None = None,
     max_workers: int = 512,
-    credentials: grpc.ServerCredentials | None = None,
     rng: random.Random | None = None,
 ) -> tuple[grpc.Server, int]:
     """Build the server and bind ``address``; returns (server, bound port). Call ``server.start()``."""
@@ -39,7 +41,10 @@ def create_grpc_server(
         ],
     )
     agents_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkServicer(ctx, watch=watch, rng=rng), server)
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if ctx.settings.grpc_plaintext:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, AgentLinkCertificates(ctx.settings).server_credentials())
     if port == 0:
         raise RuntimeError(f"could not bind the agent link to {address}; is the port in use?")
     return server, port

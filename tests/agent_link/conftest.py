@@ -1,4 +1,4 @@
-"""Fixtures: a controller context on a real SQLite file, and the AgentLink served on 127.0.0.1:0."""
+"""Fixtures: a controller context on a real SQLite file, and the AgentLink served on 127.0.0.1:0 with TLS."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
 
+from agent.controller_trust import ControllerTrust
 from controller.agent_link import WatchTiming, create_grpc_server
 from controller.clock import FakeClock
 from controller.context import ControllerContext
 from controller.settings import ControllerSettings, LifecycleSettings
 from protos.eais.v1 import agents_pb2_grpc
 from tests.agent_link.builders import NODE_TOKEN
+from tests.agent_trust import secure_channel, trust_for
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ class Link:
 
     port: int
     stub: agents_pb2_grpc.AgentLinkStub
+    trust: ControllerTrust  # what an agent of this controller is given
 
     @property
     def target(self) -> str:
@@ -53,7 +55,7 @@ class Link:
 def link(ctx: ControllerContext) -> Iterator[Link]:
     server, port = create_grpc_server(ctx, watch=WatchTiming(poll_s=0.05, resend_s=60.0))
     server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield Link(port, agents_pb2_grpc.AgentLinkStub(channel))
+    channel = secure_channel(ctx.settings, f"127.0.0.1:{port}")
+    yield Link(port, agents_pb2_grpc.AgentLinkStub(channel), trust_for(ctx.settings))
     channel.close()
     server.stop(grace=None).wait(5)

@@ -58,10 +58,11 @@ def running(link) -> Iterator[Callable[[object], list[str]]]:  # noqa: ANN001
 def test_simulated_node_and_vm_carry_an_instance_from_pending_through_attach_and_detach(ctx, link, running) -> None:
     account = new_account(ctx)
     node_request = node_registration("sim-node", REGION, ZONE, {"eais.ei-a6.xlarge": 8}, 1)
-    lines = running(lambda say: SimulatedNode(ControllerLink(link.target, node_request, NodeToken(NODE_TOKEN)), say))
+    node_link = ControllerLink(link.target, node_request, NodeToken(NODE_TOKEN), trust=link.trust)
+    lines = running(lambda say: SimulatedNode(node_link, say))
     vm_request = vm_registration("i-sim0001", REGION, ZONE, "vpc-sim", "vsw-sim", 2, 4096)
     key = AccessKey(account.access_key_id, account.access_key_secret)
-    running(lambda say: SimulatedVm(ControllerLink(link.target, vm_request, key), say))
+    running(lambda say: SimulatedVm(ControllerLink(link.target, vm_request, key, trust=link.trust), say))
     eventually(lambda: any("VM i-sim0001 registered" in line for line in lines))
     eventually(lambda: any("registered node sim-node" in line for line in lines))
 
@@ -90,7 +91,7 @@ def test_a_simulated_slice_report_names_the_instance_it_serves_and_none_while_id
 
 def test_the_link_registers_again_when_its_session_was_replaced(ctx, link) -> None:
     request = node_registration("sim-node", REGION, ZONE, {"eais.ei-a6.xlarge": 8}, 1)
-    agent, usurper = (ControllerLink(link.target, request, NodeToken(NODE_TOKEN)) for _ in range(2))
+    agent, usurper = (ControllerLink(link.target, request, NodeToken(NODE_TOKEN), trust=link.trust) for _ in range(2))
     agent.register()
     usurper.register()
 
@@ -103,7 +104,7 @@ def test_the_link_registers_again_when_its_session_was_replaced(ctx, link) -> No
 
 def test_the_link_reports_a_wrong_node_token_as_a_refusal_not_a_retry(link) -> None:
     request = node_registration("sim-node", REGION, ZONE, {"eais.ei-a6.xlarge": 8}, 1)
-    agent = ControllerLink(link.target, request, NodeToken("wrong-token"))
+    agent = ControllerLink(link.target, request, NodeToken("wrong-token"), trust=link.trust)
 
     with pytest.raises(LinkRefused, match="UNAUTHENTICATED SignatureDoesNotMatch"):
         agent.register_until_done(threading.Event())
@@ -120,8 +121,9 @@ def test_the_fleet_command_runs_until_interrupted_and_says_what_it_registered(ct
     token_file = tmp_path / "node.token"
     token_file.write_text(NODE_TOKEN + "\n")
     command = [sys.executable, "-m", "agent.simulated_fleet", "--controller", link.target,
-               "--node-token-file", str(token_file), "--access-key-id", account.access_key_id,
-               "--access-key-secret", account.access_key_secret, "--vms", "2", "--slices-per-type", "1"]
+               "--controller-ca", str(link.trust.ca_file), "--node-token-file", str(token_file),
+               "--access-key-id", account.access_key_id, "--access-key-secret", account.access_key_secret,
+               "--vms", "2", "--slices-per-type", "1"]
     fleet = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

@@ -98,6 +98,7 @@ def second_vm_endpoint(cluster: LocalCluster) -> Iterator[str]:
     data = cluster.options.data_dir
     command = [str(Path(sys.executable).with_name("eais-agent")), "run",
                "--controller", f"127.0.0.1:{cluster.controller.grpc_port}",
+               "--controller-ca", str(cluster.agent_ca_file),
                "--credentials-file", str(data / "credentials.json"), "--client-instance-id", SECOND_VM,
                "--endpoint", endpoint, "--region", REGION, "--zone", ZONE, "--vpc-id", VPC, "--vswitch-id", VSWITCH,
                "--state-dir", str(data / "second-agent")]

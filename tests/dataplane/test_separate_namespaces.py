@@ -22,6 +22,7 @@ import pytest
 from sqlmodel import select
 
 from controller.accounts import create_account
+from controller.agent_ca import agent_ca_certificate_path
 from controller.context import ControllerContext
 from controller.key_store import node_token
 from controller.server import start_controller
@@ -104,8 +105,10 @@ def _script(name: str) -> str:
 def test_vm_and_node_in_separate_namespaces_serve_tensorflow_only_through_the_gateway(
     hosts: Hosts, tmp_path: Path
 ) -> None:
+    # Each agent dials the controller at its own end of its link: the certificate must name both addresses.
     settings = load_settings(db_url=f"sqlite:///{tmp_path}/c.db", state_dir=tmp_path / "state", api_port=free_port(),
-                             grpc_port=free_port(), grpc_host="0.0.0.0")
+                             grpc_port=free_port(), grpc_host="0.0.0.0",
+                             grpc_tls_names=[hosts.address(1, 1), hosts.address(2, 1)])
     ctx = ControllerContext.open(settings)
     controller = start_controller(ctx)
     controller.start_api_in_thread()
@@ -116,12 +119,14 @@ def test_vm_and_node_in_separate_namespaces_serve_tensorflow_only_through_the_ga
     node_gateway = hosts.address(0, 1)
     node = _spawn(hosts.exec_in(hosts.node_ns), [
         _script("eais-node"), "run", "--controller", f"{hosts.address(1, 1)}:{controller.grpc_port}",
+        "--controller-ca", str(agent_ca_certificate_path(settings)),
         "--node-token-file", str(tmp_path / "node.token"), "--backend", "cpu", "--gateway-port", str(GATEWAY_PORT),
         "--advertise", node_gateway, "--worker-isolation", "netns", "--region", REGION, "--zone", ZONE,
         "--node-id", "netns-node", "--state-dir", str(tmp_path / "node")], tmp_path / "node.log")
     (tmp_path / "node.token").write_text(node_token(settings))
     vm = _spawn(hosts.exec_in(hosts.vm_ns), [
         _script("eais-agent"), "run", "--controller", f"{hosts.address(2, 1)}:{controller.grpc_port}",
+        "--controller-ca", str(agent_ca_certificate_path(settings)),
         "--credentials-file", str(tmp_path / "credentials.json"), "--endpoint", f"127.0.0.1:{TF_PORT}",
         "--region", REGION, "--zone", ZONE, "--vpc-id", VPC, "--vswitch-id", VSWITCH,
         "--state-dir", str(tmp_path / "vm")], tmp_path / "vm.log")

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
 from alibabacloud_eais20190624 import models as m
 from aliyunsdkeais.request.v20190624.AttachEaiRequest import AttachEaiRequest
@@ -27,6 +26,7 @@ from controller.settings import ControllerSettings, load_settings
 from protos.eais.v1 import agents_pb2 as pb
 from protos.eais.v1 import agents_pb2_grpc
 from tests.agent_link.builders import NODE_TOKEN, XLARGE, bearer, node_request, signed, vm_request
+from tests.agent_trust import secure_channel
 from tests.api.sdk_capture import v2_do
 from tests.rules.lifecycle_steps import status_of
 
@@ -90,7 +90,7 @@ class Agents:
 def agents(live_api, account) -> Iterator[Agents]:
     server, port = create_grpc_server(live_api.ctx, watch=WatchTiming(poll_s=0.05, resend_s=60.0))
     server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    channel = secure_channel(live_api.ctx.settings, f"127.0.0.1:{port}")
     link = Agents(agents_pb2_grpc.AgentLinkStub(channel))
     link.node_session = link.stub.Register(node_request("node-1", ("0",)), metadata=bearer(NODE_TOKEN)).session_token
     vm = vm_request(VM)

@@ -1,4 +1,4 @@
-"""A real controller (agent gRPC on 127.0.0.1:0), a real node agent on the CPU backend with netns
+"""A real controller (agent gRPC with TLS on 127.0.0.1:0), a real node agent on the CPU backend with netns
 isolation, and a VM registered with a signed AccessKey that stands in for the VM agent.
 
 The node agent is started once per module: its warm worker (a TensorFlow import, ~5-10 s on two
@@ -27,6 +27,7 @@ from controller.clock import SystemClock
 from controller.context import ControllerContext
 from controller.settings import ControllerSettings
 from controller.tables import Attachment, Instance, Transition
+from tests.agent_trust import agent_ca_file, trust_for
 
 NODE_TOKEN = "node-agent-test-token-4d1e9a7c"
 REGION, ZONE = "cn-hangzhou", "cn-hangzhou-a"
@@ -48,6 +49,10 @@ def eventually(check: Callable[[], object], timeout_s: float = 20.0, what: str =
 class Controller:
     ctx: ControllerContext
     target: str
+
+    @property
+    def ca_file(self) -> Path:
+        return agent_ca_file(self.ctx.settings)
 
     def status_of(self, instance_id: str) -> str:
         with self.ctx.db.read() as session:
@@ -106,8 +111,8 @@ def free_host_port() -> int:
 
 def node_settings(controller: Controller, state_dir: Path, **overrides: object) -> NodeSettings:
     values: dict[str, object] = dict(
-        worker_port=free_host_port(),
-        controller=controller.target, token=NODE_TOKEN, backend="cpu", gateway_host="127.0.0.1", gateway_port=0,
+        worker_port=free_host_port(), controller=controller.target, controller_ca_file=controller.ca_file,
+        token=NODE_TOKEN, backend="cpu", gateway_host="127.0.0.1", gateway_port=0,
         advertise="127.0.0.1", node_id="test-node", region=REGION, zone=ZONE, state_dir=state_dir,
         cpu_slice_plan=[XLARGE, XLARGE], worker_isolation="netns",
         timing=NodeTimings(handshake_timeout_s=1.0, report_interval_s=0.5, probe_timeout_s=20.0,
@@ -135,7 +140,8 @@ def node(controller: Controller, tmp_path_factory: pytest.TempPathFactory) -> It
 def tenant(controller: Controller) -> Iterator[Tenant]:
     account = create_account(controller.ctx, "tenant", balance=Decimal(1000), real_name_verified=True)
     request = vm_registration(VM_ID, REGION, ZONE, "vpc-test", "vsw-test", 2, 4096)
-    link = ControllerLink(controller.target, request, AccessKey(account.access_key_id, account.access_key_secret))
+    link = ControllerLink(controller.target, request, AccessKey(account.access_key_id, account.access_key_secret),
+                          trust=trust_for(controller.ctx.settings))
     link.register()
     yield Tenant(account, link)
     link.close()

@@ -47,8 +47,9 @@ class Running:
 
 
 def run_args(controller: Controller, state_dir: Path, *extra: str) -> list[str]:
-    return [*EAIS_NODE, "run", "--controller", controller.target, "--backend", "cpu", "--gateway-port", "0",
-            "--advertise", "127.0.0.1", "--node-id", "cli-node", "--state-dir", str(state_dir), *extra]
+    return [*EAIS_NODE, "run", "--controller", controller.target, "--controller-ca", str(controller.ca_file),
+            "--backend", "cpu", "--gateway-port", "0", "--advertise", "127.0.0.1", "--node-id", "cli-node",
+            "--state-dir", str(state_dir), *extra]
 
 
 @pytest.fixture
@@ -84,9 +85,11 @@ def test_inventory_prints_the_cpu_backend_and_its_slice_plan_without_contacting_
     assert [s["local_id"] for s in found["slices"]] == ["cpu-xlarge-0", "cpu-xlarge-1", "cpu-2xlarge-0"]
 
 
-def test_the_gpu_backend_on_a_server_without_a_gpu_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    refused = subprocess.run([*EAIS_NODE, "run", "--backend", "gpu", "--state-dir", str(tmp_path)], capture_output=True,
-                             text=True, timeout=30, env={**os.environ, "EAIS_NODE_TOKEN": NODE_TOKEN})
+def test_the_gpu_backend_on_a_server_without_a_gpu_is_refused_with_what_to_do(
+        controller: Controller, tmp_path: Path) -> None:
+    refused = subprocess.run([*EAIS_NODE, "run", "--backend", "gpu", "--controller-ca", str(controller.ca_file),
+                              "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "EAIS_NODE_TOKEN": NODE_TOKEN})
 
     assert refused.returncode == 1
     assert "--backend gpu, but NVML" in refused.stderr and "--backend cpu" in refused.stderr
@@ -99,8 +102,9 @@ def _without_cap_sys_admin() -> None:
 
 
 def test_without_the_right_to_make_namespaces_the_agent_refuses_to_start_and_says_how_to_fix_it(
-        tmp_path: Path) -> None:
-    refused = subprocess.run([*EAIS_NODE, "run", "--backend", "cpu", "--state-dir", str(tmp_path)],
+        controller: Controller, tmp_path: Path) -> None:
+    refused = subprocess.run([*EAIS_NODE, "run", "--backend", "cpu", "--controller-ca", str(controller.ca_file),
+                              "--state-dir", str(tmp_path)],
                              capture_output=True, text=True, timeout=30, preexec_fn=_without_cap_sys_admin,
                              env={**os.environ, "EAIS_NODE_TOKEN": NODE_TOKEN})
 

@@ -32,7 +32,8 @@ def test_controller_is_ready_only_when_serving_pings_the_watchdog_and_says_stopp
         before_ready = notify_socket.wait_for(ready, timeout_s=60)[:-1]
         with httpx.Client(trust_env=False, timeout=2.0) as client:
             healthz = client.get(f"http://{controller.endpoint}/healthz").status_code
-        with grpc.insecure_channel(controller.grpc_target) as channel:
+        trusted = grpc.ssl_channel_credentials(root_certificates=controller.agent_ca_file.read_bytes())
+        with grpc.secure_channel(controller.grpc_target, trusted) as channel:
             grpc.channel_ready_future(channel).result(timeout=2.0)
         pings = [notify_socket.wait_for("WATCHDOG=1", timeout_s=5) for _ in range(3)]
         exit_status = controller.stop()

@@ -1,4 +1,4 @@
-"""Fixtures: a real controller (agent gRPC on 127.0.0.1:0, SQLite), VM agents in this process,
+"""Fixtures: a real controller (agent gRPC with TLS on 127.0.0.1:0, SQLite), VM agents in this process,
 test node gateways, and one real TensorFlow worker and client process for the whole session."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from controller.agent_link import WatchTiming, create_grpc_server
 from controller.clock import SystemClock
 from controller.context import ControllerContext
 from controller.settings import load_settings
+from tests.agent_trust import agent_ca_file, trust_for
 from tests.vm_agent.lifecycle import Controller
 from tests.vm_agent.node_gateway import TestNodeGateway
 from tests.vm_agent.probes import eventually
@@ -71,8 +72,9 @@ def account(controller: Controller) -> NewAccount:
 def agent_settings(controller: Controller, account: NewAccount, state_dir: Path, client_instance_id: str,
                    **overrides: Any) -> VmAgentSettings:
     return VmAgentSettings(
-        controller=controller.target, access_key_id=account.access_key_id,
-        access_key_secret=account.access_key_secret, client_instance_id=client_instance_id, region_id=REGION,
+        controller=controller.target, controller_ca_file=agent_ca_file(controller.ctx.settings),
+        access_key_id=account.access_key_id, access_key_secret=account.access_key_secret,
+        client_instance_id=client_instance_id, region_id=REGION,
         zone_id=ZONE, vpc_id="vpc-test", vswitch_id="vsw-test", endpoint="127.0.0.1:0", state_dir=state_dir,
         timing=FAST, **overrides)
 
@@ -101,7 +103,8 @@ def start_gateway(controller: Controller, tf_worker: TfWorker) -> Iterator[Calla
     gateways: list[TestNodeGateway] = []
 
     def start(node_id: str = "gpu-node-1", *, tf_version: str | None = None, **knobs: Any) -> TestNodeGateway:
-        gateway = TestNodeGateway(controller.target, NODE_TOKEN, node_id, tf_worker.port,
+        trust = trust_for(controller.ctx.settings)
+        gateway = TestNodeGateway(controller.target, trust, NODE_TOKEN, node_id, tf_worker.port,
                                   tf_version=tf_version or local_tf_version(), region=REGION, zone=ZONE, **knobs)
         gateways.append(gateway.start())
         return gateway

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent.controller_link import ControllerLink, NodeToken
+from agent.controller_trust import ControllerTrust
 from agent.gateway_protocol import answer, read_hello
 from agent.gateway_tls import GatewayKey, new_gateway_key, server_context
 from agent.relay import RelaySet, tune
@@ -40,8 +41,9 @@ XLARGE = "eais.ei-a6.xlarge"
 class TestNodeGateway:
     __test__ = False  # a helper, not a test class
 
-    def __init__(self, controller: str, node_token: str, node_id: str, worker_port: int, *, tf_version: str,
-                 region: str, zone: str, untrusted: bool = False, refuse_every_token: bool = False) -> None:
+    def __init__(self, controller: str, trust: ControllerTrust, node_token: str, node_id: str, worker_port: int, *,
+                 tf_version: str, region: str, zone: str, untrusted: bool = False, refuse_every_token: bool = False,
+                 ) -> None:
         self._worker_port, self._untrusted, self._refuse_every_token = worker_port, untrusted, refuse_every_token
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
@@ -50,7 +52,7 @@ class TestNodeGateway:
         request.node.backend, request.node.accelerator_model = pb.BACKEND_CPU, "CPU (test gateway)"
         request.node.gateway_address, request.node.tf_version = self.address, tf_version
         request.node.gateway_csr_pem = self._key.csr_pem
-        self.link = ControllerLink(controller, request, NodeToken(node_token))
+        self.link = ControllerLink(controller, request, NodeToken(node_token), trust=trust)
         self.slice_id = f"{node_id}/xlarge-0"
         self.open_for_channels = threading.Event()
         self.open_for_channels.set()

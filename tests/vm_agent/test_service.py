@@ -15,7 +15,9 @@ import grpc
 
 from tests.systemd.conftest import notify_socket  # noqa: F401 - the fixture
 from tests.systemd.test_controller_under_systemd import MDWE_LAUNCHER
+from tests.agent_trust import agent_ca_file
 from tests.vm_agent.conftest import REGION, ZONE
+from tests.vm_agent.lifecycle import Controller
 from tests.vm_agent.probes import call_endpoint
 from tests.vm_agent.tf_processes import free_port
 
@@ -26,7 +28,7 @@ def test_the_service_is_ready_once_registered_counts_refusals_and_stops_cleanly_
         controller, account, tmp_path, notify_socket, monkeypatch) -> None:  # noqa: F811
     monkeypatch.setenv("WATCHDOG_USEC", "400000")
     port = free_port()
-    service = _start_service(tmp_path, controller.target, account, port)
+    service = _start_service(tmp_path, controller, account, port)
     try:
         before_ready = notify_socket.wait_for(f"READY=1\nSTATUS=registered; TensorFlow endpoint on 127.0.0.1:{port}",
                                               timeout_s=30)[:-1]
@@ -80,7 +82,7 @@ class _Service:
             self._lines.put(line)
 
 
-def _start_service(tmp_path: Path, controller: str, account, port: int) -> _Service:
+def _start_service(tmp_path: Path, controller: Controller, account, port: int) -> _Service:
     credentials = tmp_path / "credentials.json"
     credentials.write_text(json.dumps({
         "AccessKeyId": account.access_key_id, "AccessKeySecret": account.access_key_secret,
@@ -88,7 +90,8 @@ def _start_service(tmp_path: Path, controller: str, account, port: int) -> _Serv
     }))
     config = tmp_path / "agent.toml"
     config.write_text("[timing]\nloop_tick_s = 0.05\nstatus_line_every_s = 0.2\n")
-    command = [_script(), "run", "--config", str(config), "--controller", controller,
+    command = [_script(), "run", "--config", str(config), "--controller", controller.target,
+               "--controller-ca", str(agent_ca_file(controller.ctx.settings)),
                "--credentials-file", str(credentials), "--endpoint", f"127.0.0.1:{port}", "--zone", ZONE,
                "--vpc-id", "vpc-test", "--vswitch-id", "vsw-test", "--state-dir", str(tmp_path / "agent")]
     process = subprocess.Popen([sys.executable, "-c", MDWE_LAUNCHER, *command], stdout=subprocess.PIPE,
