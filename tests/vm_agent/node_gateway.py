@@ -81,7 +81,8 @@ class TestNodeGateway:
             self._tokens = {s.attachment.attachment_id: s.attachment.attachment_token
                             for s in slices if s.HasField("attachment")}
             report = pb.NodeActualState(slices=[simulated_slice_state(s) for s in slices])
-            with contextlib.suppress(grpc.RpcError):  # the next desired state reports again
+            # the next desired state reports again; ValueError: the link was closed while stopping
+            with contextlib.suppress(grpc.RpcError, ValueError):
                 self.link.report(pb.ActualStateReport(observed_us=time.time_ns() // 1000, node=report))
 
     def _accept_forever(self) -> None:
