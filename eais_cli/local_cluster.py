@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
+from agent.node.agent import WARM_POOL_LINE
 from controller.accounts import create_account
 from controller.agent_ca import agent_ca_certificate_path
 from controller.context import ControllerContext
@@ -83,12 +84,18 @@ class LocalCluster:
         self.children["agent"] = self._spawn("agent", self._agent_command())
 
     def wait_until_ready(self) -> None:
-        """Return once the node and this host's VM are registered and the TF endpoint answers."""
+        """Return once the node and this host's VM are registered, the TF endpoint answers and the node
+        has a warm TensorFlow worker (so the first attach takes a fraction of a second, not an import)."""
         deadline = time.monotonic() + self.options.ready_timeout_s
+        announced = False
         while time.monotonic() < deadline:
             self._check_children()
             if self._registered() and self._endpoint_answers():
-                return
+                if self._pool_warm():
+                    return
+                if not announced:
+                    say("node: registered; waiting for its warm TensorFlow worker (one import, a few seconds)")
+                    announced = True
             time.sleep(0.2)
         raise TimeoutError(f"the agents did not come up within {self.options.ready_timeout_s:.0f}s; "
                            f"see {self.options.data_dir / 'logs'}")
@@ -157,6 +164,13 @@ class LocalCluster:
             node = session.exec(select(Node).where(Node.online.is_(True))).first()
             vm = session.get(ClientInstance, self.credentials["ClientInstanceId"])
         return node is not None and vm is not None and vm.online
+
+    def _pool_warm(self) -> bool:
+        log = self.options.data_dir / "logs" / "node.log"
+        try:
+            return WARM_POOL_LINE in log.read_text(errors="replace")
+        except OSError:
+            return False
 
     def _endpoint_answers(self) -> bool:
         try:

@@ -49,6 +49,8 @@ def say_line(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
 
 
+WARM_POOL_LINE = "warm pool:"  # eais up waits for this line before it says ready
+
 class NodeAgent:
     def __init__(self, settings: NodeSettings, say: Callable[[str], None] = say_line) -> None:
         self.settings, self._say = settings, say
@@ -77,7 +79,7 @@ class NodeAgent:
                                          self.gateway_address, self._key.csr_pem)
         self.link = ControllerLink(self.settings.controller, registration, NodeToken(self._pre.token),
                                    trust=self._pre.trust, call_timeout_s=self.settings.timing.controller_call_timeout_s)
-        self.pool = WorkerPool(self._spawn_worker, self.settings.warm_workers).start()
+        self.pool = WorkerPool(self._spawn_worker, self.settings.warm_workers, on_warm=self._announce_warm).start()
         self._observer = WorkerObserver(self._pre.nvml)
         self.reporter = Reporter(self.link, self._picture, self.settings.timing.report_interval_s)
         self._deps = SliceDeps(self.pool, self._observer, self._pre.inventory.backend, self._worker_port,
@@ -116,6 +118,9 @@ class NodeAgent:
     def say(self, text: str) -> None:
         self._say(text)
         self._notifier.status(text)
+
+    def _announce_warm(self, worker_name: str) -> None:
+        self.say(f"{WARM_POOL_LINE} {worker_name} has TensorFlow loaded, so the next attach skips the import")
 
     @property
     def slices(self) -> list[SliceSpec]:

@@ -27,8 +27,10 @@ FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 60.0
 
 
 class WorkerPool:
-    def __init__(self, spawn: Spawn, size: int, *, name_prefix: str = "worker") -> None:
+    def __init__(self, spawn: Spawn, size: int, *, name_prefix: str = "worker",
+                 on_warm: Callable[[str], None] | None = None) -> None:
         self._spawn, self.size, self._prefix = spawn, size, name_prefix
+        self._on_warm = on_warm
         self._warming: list[WorkerProcess] = []
         self._warm: list[WorkerProcess] = []
         self._waiting = 0
@@ -130,6 +132,8 @@ class WorkerPool:
                 self._warming.remove(worker)
                 self._warm.append(worker)
                 self._backoff_s = 0.0
+                if self._on_warm is not None:
+                    self._on_warm(worker.name)
             elif not worker.alive:
                 self._warming.remove(worker)
                 self._note_failure(f"TensorFlow worker {worker.name} {worker.describe_end()} while starting"
