@@ -34,43 +34,35 @@ class Relay:
                  on_close: Callable[[Relay], None] | None = None) -> None:
         self._a, self._b, self._name = a, b, name
         self._on_close = on_close
-        self._closed = threading.Event()
+        self._closed = False
         self._lock = threading.Lock()
-        self.bytes_a_to_b = 0
-        self.bytes_b_to_a = 0
 
     def start(self) -> Relay:
-        threading.Thread(target=self._pump, args=(self._a, self._b, True), name=f"{self._name}>", daemon=True).start()
-        threading.Thread(target=self._pump, args=(self._b, self._a, False), name=f"{self._name}<", daemon=True).start()
+        threading.Thread(target=self._pump, args=(self._a, self._b), name=f"{self._name}>", daemon=True).start()
+        threading.Thread(target=self._pump, args=(self._b, self._a), name=f"{self._name}<", daemon=True).start()
         return self
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        return self._closed.wait(timeout_s)
 
     def close(self) -> None:
         """Cut both connections; the peers see the connection reset or closed."""
         with self._lock:
-            if self._closed.is_set():
+            if self._closed:
                 return
-            self._closed.set()
+            self._closed = True
         for sock in (self._a, self._b):
             _shutdown_and_close(sock)
         if self._on_close is not None:
             self._on_close(self)
 
-    def _pump(self, source: socket.socket, sink: socket.socket, forward: bool) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
-            self._copy(source, sink, forward)
+            self._copy(source, sink)
         except (OSError, ValueError):
             pass  # a reset or a close from the other pump ends this direction like EOF
         finally:
             self.close()  # gRPC never half-closes a connection, so either side ending ends both
 
-    def _copy(self, source: socket.socket, sink: socket.socket, forward: bool) -> None:
+    @staticmethod
+    def _copy(source: socket.socket, sink: socket.socket) -> None:
         buffer = bytearray(BUFFER_BYTES)
         view = memoryview(buffer)
         while True:
@@ -78,13 +70,6 @@ class Relay:
             if not count:
                 return
             sink.sendall(view[:count])
-            self._count(count, forward)
-
-    def _count(self, count: int, forward: bool) -> None:
-        if forward:
-            self.bytes_a_to_b += count
-        else:
-            self.bytes_b_to_a += count
 
 
 def _shutdown_and_close(sock: socket.socket) -> None:

@@ -90,12 +90,6 @@ class TlsStream:
                 records = self._outgoing.read()
             self.sock.sendall(records)
 
-    def getpeercert(self) -> dict | None:
-        return self._tls.getpeercert()
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
     def shutdown(self, how: int) -> None:
         self.sock.shutdown(how)
 
