@@ -24,6 +24,7 @@ import grpc
 
 from agent.controller_link import AccessKey, ControllerLink, LinkRefused, NodeToken
 from agent.controller_trust import PLAINTEXT_WARNING, ControllerTrustError, controller_trust
+from agent.instance_status import status_name
 from protos.eais.v1 import agents_pb2 as pb
 
 SIMULATED_MODEL = "simulated (no accelerator)"
@@ -73,7 +74,7 @@ def simulated_slice_state(desired: pb.SliceDesiredState) -> pb.SliceActualState:
     )
     if desired.role == pb.SLICE_ROLE_SERVE:
         actual.instance_id = desired.instance.instance_id  # the report is about this instance (none: idle, release)
-        if desired.instance.status == "Pending":
+        if desired.instance.status == pb.INSTANCE_STATUS_PENDING:
             actual.phase = pb.SLICE_PHASE_PREPARING  # one report in Starting, as a real node would show
     if desired.HasField("attachment"):
         actual.worker, actual.memory_free = pb.WORKER_STATE_READY, False
@@ -87,7 +88,7 @@ def simulated_channel_state(desired: pb.VmDesiredState) -> pb.VmActualState:
     grant = desired.attachment
     if not desired.HasField("attachment"):
         return pb.VmActualState(channel=pb.CHANNEL_STATE_IDLE)
-    if grant.status == "Detaching":
+    if grant.status == pb.INSTANCE_STATUS_DETACHING:
         return pb.VmActualState(attachment_id=grant.attachment_id, channel=pb.CHANNEL_STATE_CLOSED)
     return pb.VmActualState(attachment_id=grant.attachment_id, channel=pb.CHANNEL_STATE_PROVEN, round_trip_us=1)
 
@@ -161,7 +162,8 @@ class SimulatedNode(_SimulatedAgent):
             self._say(f"slice {entry.slice_id}: instance released; freeing the slice")
         elif entry.instance.instance_id:
             bound = f", serving attachment {entry.attachment.attachment_id}" if entry.attachment.attachment_id else ""
-            self._say(f"slice {entry.slice_id}: instance {entry.instance.instance_id} is {entry.instance.status}{bound}")
+            status = status_name(entry.instance.status)
+            self._say(f"slice {entry.slice_id}: instance {entry.instance.instance_id} is {status}{bound}")
 
 
 class SimulatedVm(_SimulatedAgent):
@@ -191,10 +193,10 @@ class SimulatedVm(_SimulatedAgent):
         self._shown = seen
         if not grant.instance_id:
             self._say(f"VM {vm}: instance {previous[0]} detached")
-        elif grant.status == "InUse":
+        elif grant.status == pb.INSTANCE_STATUS_IN_USE:
             self._say(f"instance {grant.instance_id} attached to VM {vm} (attachment {grant.attachment_id})")
         else:
-            self._say(f"VM {vm}: instance {grant.instance_id} is {grant.status}")
+            self._say(f"VM {vm}: instance {grant.instance_id} is {status_name(grant.status)}")
 
 
 def simulated_vm_id(access_key_id: str, region_id: str, number: int) -> str:

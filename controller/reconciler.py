@@ -21,7 +21,7 @@ from controller.clock import US_PER_S
 from controller.context import ControllerContext
 from controller.ledger import close_hours
 from controller.lifecycle import apply
-from controller.states import Event, IllegalTransition, Status
+from controller.states import TIMEOUT_EVENTS, Event, IllegalTransition, Status
 from controller.tables import Attachment, Instance
 from controller.usage_samples import forget_usage_before
 
@@ -29,13 +29,8 @@ log = logging.getLogger("eais.reconciler")
 
 
 def deadlines(ctx: ControllerContext) -> dict[Status, tuple[float, Event]]:
-    life = ctx.settings.lifecycle
-    return {
-        Status.PENDING: (life.pending_deadline_s, Event.START_TIMEOUT),
-        Status.STARTING: (life.starting_deadline_s, Event.START_TIMEOUT),
-        Status.ATTACHING: (life.attaching_deadline_s, Event.ATTACH_TIMEOUT),
-        Status.DETACHING: (life.detaching_deadline_s, Event.DETACH_TIMEOUT),
-    }
+    """Each transitional status, with how long it may last and the event that ends it then."""
+    return {status: (ctx.settings.lifecycle.deadline_s(status), event) for status, event in TIMEOUT_EVENTS.items()}
 
 
 @dataclass

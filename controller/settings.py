@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from controller.states import Status
+
 
 class InstanceTypeSpec(BaseModel):
     """One row of the instance-type table (product-rules.md §2) plus its price."""
@@ -86,6 +88,10 @@ class LifecycleSettings(BaseModel):
     billing_settle_s: float = 30.0  # an hour is closed this long after it ends, so late commits land in it
     usage_sample_interval_s: float = 10.0  # at most one usage sample per instance so often: no flood from a chatty node
     usage_retention_s: float = 86_400.0  # the reconciler purges usage samples older than this
+
+    def deadline_s(self, status: Status) -> float:
+        """How long an instance may stay in a transitional ``status`` (``<status>_deadline_s``)."""
+        return getattr(self, f"{status.value.lower()}_deadline_s")
 
 
 class ApiSettings(BaseModel):

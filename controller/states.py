@@ -51,45 +51,52 @@ class Event(StrEnum):
     RELEASE = "release"
 
 
-P, S, A, AT, U, D, X, R = (
-    Status.PENDING, Status.STARTING, Status.AVAILABLE, Status.ATTACHING,
-    Status.IN_USE, Status.DETACHING, Status.UNAVAILABLE, Status.RELEASED,
-)
+PENDING, STARTING, AVAILABLE, ATTACHING = Status.PENDING, Status.STARTING, Status.AVAILABLE, Status.ATTACHING
+IN_USE, DETACHING, UNAVAILABLE, RELEASED = Status.IN_USE, Status.DETACHING, Status.UNAVAILABLE, Status.RELEASED
 
 # (from status, event) -> to status. ``None`` as the from status means "not yet created".
 TRANSITIONS: dict[tuple[Status | None, Event], Status] = {
-    (None, Event.CREATE): P,
-    (P, Event.SLICE_PREPARING): S,
-    (P, Event.SLICE_READY): A,  # a node that prepares instantly may skip the Starting report
-    (S, Event.SLICE_READY): A,
-    (P, Event.START_TIMEOUT): X,
-    (S, Event.START_TIMEOUT): X,
-    (A, Event.ATTACH): AT,
-    (AT, Event.ATTACH_READY): U,
-    (AT, Event.ATTACH_FAILED): A,
-    (AT, Event.ATTACH_TIMEOUT): A,
-    (U, Event.DETACH): D,
-    (D, Event.DETACH_DONE): A,
-    (D, Event.DETACH_TIMEOUT): X,
-    **{(s, Event.NODE_LOST): X for s in (S, A, AT, U, D)},
-    (X, Event.NODE_RECOVERED): A,
-    **{(s, Event.RELEASE): R for s in (P, S, A, AT, U, D, X)},
+    (None, Event.CREATE): PENDING,
+    (PENDING, Event.SLICE_PREPARING): STARTING,
+    (PENDING, Event.SLICE_READY): AVAILABLE,  # a node that prepares instantly may skip the Starting report
+    (STARTING, Event.SLICE_READY): AVAILABLE,
+    (PENDING, Event.START_TIMEOUT): UNAVAILABLE,
+    (STARTING, Event.START_TIMEOUT): UNAVAILABLE,
+    (AVAILABLE, Event.ATTACH): ATTACHING,
+    (ATTACHING, Event.ATTACH_READY): IN_USE,
+    (ATTACHING, Event.ATTACH_FAILED): AVAILABLE,
+    (ATTACHING, Event.ATTACH_TIMEOUT): AVAILABLE,
+    (IN_USE, Event.DETACH): DETACHING,
+    (DETACHING, Event.DETACH_DONE): AVAILABLE,
+    (DETACHING, Event.DETACH_TIMEOUT): UNAVAILABLE,
+    **{(s, Event.NODE_LOST): UNAVAILABLE for s in (STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING)},
+    (UNAVAILABLE, Event.NODE_RECOVERED): AVAILABLE,
+    **{(s, Event.RELEASE): RELEASED for s in (PENDING, STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE)},
 }
 
 # Billed while the instance holds accelerator resources for the user (product-rules.md §3).
-BILLABLE: frozenset[Status] = frozenset({A, AT, U, D})
-# States that must end by themselves; each has a deadline in ``LifecycleSettings``.
-TRANSITIONAL: frozenset[Status] = frozenset({P, S, AT, D})
-STABLE: frozenset[Status] = frozenset({A, U})
+BILLABLE: frozenset[Status] = frozenset({AVAILABLE, ATTACHING, IN_USE, DETACHING})
+# Each transitional status ends by itself with this event once its deadline (``LifecycleSettings``) passes.
+TIMEOUT_EVENTS: dict[Status, Event] = {
+    PENDING: Event.START_TIMEOUT, STARTING: Event.START_TIMEOUT,
+    ATTACHING: Event.ATTACH_TIMEOUT, DETACHING: Event.DETACH_TIMEOUT,
+}
+# States that must end by themselves.
+TRANSITIONAL: frozenset[Status] = frozenset(TIMEOUT_EVENTS)
+STABLE: frozenset[Status] = frozenset({AVAILABLE, IN_USE})
 # Pending is internal: the console does not show it (product-rules.md §3).
-VISIBLE_IN_CONSOLE: frozenset[Status] = frozenset({S, A, AT, U, D, X})
+VISIBLE_IN_CONSOLE: frozenset[Status] = frozenset({STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE})
 # Statuses that hold a client binding.
-BOUND: frozenset[Status] = frozenset({AT, U, D})
+BOUND: frozenset[Status] = frozenset({ATTACHING, IN_USE, DETACHING})
+# A worker may run, and the attachment token is handed to the agents, only in these.
+SERVING: frozenset[Status] = frozenset({ATTACHING, IN_USE})
+# An instance in one of these is lost with its node: every status the table lets node_lost leave.
+LOST_WITH_NODE: frozenset[Status] = frozenset(s for (s, e) in TRANSITIONS if e is Event.NODE_LOST and s is not None)
 # DeleteEai: released without Force from these; Force is needed from FORCE_TO_RELEASE.
-RELEASABLE_WITHOUT_FORCE: frozenset[Status] = frozenset({A, U, X})
-FORCE_TO_RELEASE: frozenset[Status] = frozenset({P, S, AT, D})
+RELEASABLE_WITHOUT_FORCE: frozenset[Status] = frozenset({AVAILABLE, IN_USE, UNAVAILABLE})
+FORCE_TO_RELEASE: frozenset[Status] = frozenset({PENDING, STARTING, ATTACHING, DETACHING})
 # DescribeEais lists these (a released instance is gone).
-LISTED: frozenset[Status] = frozenset(Status) - {R}
+LISTED: frozenset[Status] = frozenset(Status) - {RELEASED}
 
 
 class IllegalTransition(Exception):

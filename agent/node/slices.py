@@ -27,7 +27,7 @@ from agent.node.worker_process import WorkerAbandoned
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)
-PREPARED_STATUSES = ("Pending", "Starting")
+PREPARED_STATUSES = (pb.INSTANCE_STATUS_PENDING, pb.INSTANCE_STATUS_STARTING)
 WORKER_STATES = {STARTING: pb.WORKER_STATE_STARTING, READY: pb.WORKER_STATE_READY, FAILED: pb.WORKER_STATE_FAILED}
 
 
@@ -196,7 +196,7 @@ class SliceRunner:
         failure = self._failure
         if failure is None or failure.attachment_id != wanted:
             return True
-        return desired.instance.status == "InUse" and time.monotonic() >= failure.retry_at
+        return desired.instance.status == pb.INSTANCE_STATUS_IN_USE and time.monotonic() >= failure.retry_at
 
     def _prepare(self, instance_id: str) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.instance_status import status_name
 from agent.vm import channel_view as views
 from agent.vm.channel import GatewayGrant
 from agent.vm.channel_opener import ChannelOpener
@@ -28,7 +29,7 @@ from agent.vm.tf_version import version_mismatch
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)
-CONNECTING_STATUSES = ("Attaching", "InUse")
+CONNECTING_STATUSES = (pb.INSTANCE_STATUS_ATTACHING, pb.INSTANCE_STATUS_IN_USE)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class AttachmentFollower:
         self._cancel_opener()
         if not self._closing_announced:
             self._closing_announced = True
-            self._say(f"{attachment.instance_id} is {attachment.status}: closing its channel and connections")
+            self._say(f"{attachment.instance_id} is {status_name(attachment.status)}: closing its channel and connections")
         self._proven = None
         self._last_outcome = views.detached_outcome(self._vm, attachment.instance_id)
         self._publish(views.detaching_view(self._vm, attachment))
@@ -126,7 +127,7 @@ class AttachmentFollower:
 
     def _serve_or_wait(self, attachment: pb.VmAttachment, force_report: bool) -> None:
         proven = self._proven
-        if attachment.status == "InUse":
+        if attachment.status == pb.INSTANCE_STATUS_IN_USE:
             self._publish(views.serving_view(self._vm, attachment, proven.grant, proven.proof.round_trip_us))
             if not self._serving_announced:
                 self._serving_announced = True

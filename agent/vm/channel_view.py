@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from agent.instance_status import status_name
 from agent.vm.channel import GatewayGrant
 from protos.eais.v1 import agents_pb2 as pb
 
@@ -44,7 +45,7 @@ class ChannelView:
 
 def _about(attachment: pb.VmAttachment) -> dict[str, str]:
     return {"instance_id": attachment.instance_id, "instance_type": attachment.instance_type,
-            "status": attachment.status, "attachment_id": attachment.attachment_id,
+            "status": status_name(attachment.status), "attachment_id": attachment.attachment_id,
             "node_gateway": attachment.node_gateway_address, "node_tf_version": attachment.node_tf_version}
 
 
@@ -61,10 +62,11 @@ def idle_view(vm: str, last_outcome: str = "") -> ChannelView:
 
 
 def attaching_view(vm: str, attachment: pb.VmAttachment, note: str = "") -> ChannelView:
-    if attachment.status == "Attaching":
+    if attachment.status == pb.INSTANCE_STATUS_ATTACHING:
         message = f"instance {attachment.instance_id} is Attaching to {vm}; not ready yet"
     else:
-        message = f"instance {attachment.instance_id} is {attachment.status} on {vm} but its channel is not open yet"
+        message = (f"instance {attachment.instance_id} is {status_name(attachment.status)} on {vm} "
+                   "but its channel is not open yet")
     return ChannelView(EndpointState.ATTACHING, f"{message} ({note})" if note else message, **_about(attachment))
 
 
@@ -76,7 +78,7 @@ def serving_view(vm: str, attachment: pb.VmAttachment, grant: GatewayGrant, roun
 
 def detaching_view(vm: str, attachment: pb.VmAttachment) -> ChannelView:
     return ChannelView(EndpointState.DETACHING, f"accelerator {attachment.instance_id} detached from {vm} "
-                       f"(status {attachment.status})", **_about(attachment))
+                       f"(status {status_name(attachment.status)})", **_about(attachment))
 
 
 def failed_view(vm: str, attachment: pb.VmAttachment, reason: str) -> ChannelView:

@@ -15,11 +15,8 @@ from sqlmodel import Session, select
 
 from controller.context import ControllerContext
 from controller.key_store import SecretBox
-from controller.states import Status
+from controller.states import SERVING, Status
 from controller.tables import Attachment, Instance, Node, Slice
-
-# A worker may run, and the token is handed out, only in these statuses.
-SERVING: frozenset[Status] = frozenset({Status.ATTACHING, Status.IN_USE})
 
 
 class SliceRole(StrEnum):
@@ -46,7 +43,7 @@ class SliceDesired:
     memory_mib: int
     role: SliceRole
     instance_id: str = ""
-    instance_status: str = ""
+    instance_status: Status | None = None
     attachment: NodeGrant | None = None
 
 
@@ -62,7 +59,7 @@ class VmGrant:
 
     instance_id: str
     instance_type: str
-    status: str
+    status: Status
     node_gateway_address: str
     node_tf_version: str
     attachment_id: str
@@ -104,7 +101,7 @@ def _slice_desired(
     if instance.status in SERVING and attachment is not None and attachment.ended_us is None:
         grant = NodeGrant(attachment.id, box.open(attachment.token_ciphertext), attachment.client_instance_id)
     return SliceDesired(**shape, role=SliceRole.SERVE, instance_id=instance.id,
-                        instance_status=instance.status, attachment=grant)
+                        instance_status=Status(instance.status), attachment=grant)
 
 
 def vm_desired_state(ctx: ControllerContext, client_instance_id: str) -> VmDesired:
@@ -117,7 +114,7 @@ def vm_desired_state(ctx: ControllerContext, client_instance_id: str) -> VmDesir
         node = session.get(Node, attachment.node_id)
     serving = instance.status in SERVING and attachment.ended_us is None
     grant = VmGrant(
-        instance_id=instance.id, instance_type=instance.instance_type, status=instance.status,
+        instance_id=instance.id, instance_type=instance.instance_type, status=Status(instance.status),
         node_gateway_address=node.gateway_address if node else "", node_tf_version=node.tf_version if node else "",
         attachment_id=attachment.id, token=ctx.box.open(attachment.token_ciphertext) if serving else "",
     )

@@ -24,15 +24,10 @@ from controller.clock import US_PER_S, to_datetime
 from controller.context import ControllerContext
 from controller.lifecycle import apply
 from controller.settings import LifecycleSettings
-from controller.states import Event, IllegalTransition, Status
+from controller.states import LOST_WITH_NODE, Event, IllegalTransition, Status
 from controller.tables import ClientInstance, Instance, Node, Slice
 
 log = logging.getLogger(__name__)
-
-# An instance in one of these is lost with its node (the transition table allows node_lost here).
-LOST_WITH_NODE: frozenset[Status] = frozenset(
-    {Status.STARTING, Status.AVAILABLE, Status.ATTACHING, Status.IN_USE, Status.DETACHING}
-)
 
 
 def next_heartbeat_deadline_us(timing: LifecycleSettings, now_us: int, rng: random.Random | None = None) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from controller.agent_link.actual_state import (
     ChannelReport,
     ChannelState,
@@ -10,10 +12,16 @@ from controller.agent_link.actual_state import (
     SliceReport,
     WorkerState,
 )
-from controller.agent_link.desired_state import NodeDesired, SliceDesired, SliceRole, VmDesired
+from controller.agent_link.desired_state import (
+    NodeDesired,
+    SliceDesired,
+    SliceRole,
+    VmDesired,
+)
 from controller.agent_link.registration import Registration
 from controller.agent_link.registration_rules import NodeInfo, SliceOfferInfo, VmInfo
 from controller.agent_link.sessions import AgentKind
+from controller.states import LISTED, Status
 from controller.usage_samples import UsageFigures
 from protos.eais.v1 import agents_pb2 as pb
 
@@ -34,6 +42,15 @@ _CHANNELS = {
     pb.CHANNEL_STATE_PROVEN: ChannelState.PROVEN, pb.CHANNEL_STATE_CLOSED: ChannelState.CLOSED,
     pb.CHANNEL_STATE_FAILED: ChannelState.FAILED,
 }
+
+
+def _status_enum_name(status: Status) -> str:
+    """``InUse`` -> ``INSTANCE_STATUS_IN_USE`` (agents.proto names the enum values after the API's statuses)."""
+    return "INSTANCE_STATUS_" + re.sub(r"(?<!^)(?=[A-Z])", "_", status.value).upper()
+
+
+# Every status an agent can be shown; a status missing from the proto fails here, at import.
+INSTANCE_STATUSES: dict[Status, int] = {s: pb.InstanceStatus.Value(_status_enum_name(s)) for s in LISTED}
 MAX_REASON = 200  # reasons land in 512-character transition rows next to our own words
 
 
@@ -117,7 +134,7 @@ def _slice_message(state: SliceDesired) -> pb.SliceDesiredState:
     )
     if state.role is SliceRole.SERVE:
         message.instance.CopyFrom(pb.AssignedInstance(
-            instance_id=state.instance_id, instance_type=state.instance_type, status=state.instance_status
+            instance_id=state.instance_id, instance_type=state.instance_type, status=INSTANCE_STATUSES[state.instance_status]
         ))
     if state.attachment is not None:
         message.attachment.CopyFrom(pb.NodeAttachment(
@@ -132,7 +149,7 @@ def vm_desired_message(state: VmDesired, now_us: int) -> pb.DesiredState:
     grant = state.attachment
     if grant is not None:
         message.vm.attachment.CopyFrom(pb.VmAttachment(
-            instance_id=grant.instance_id, instance_type=grant.instance_type, status=grant.status,
+            instance_id=grant.instance_id, instance_type=grant.instance_type, status=INSTANCE_STATUSES[grant.status],
             node_gateway_address=grant.node_gateway_address, attachment_id=grant.attachment_id,
             attachment_token=grant.token, node_tf_version=grant.node_tf_version,
         ))

@@ -46,7 +46,7 @@ def test_a_node_sees_each_slice_with_its_assigned_instance(ctx, link, fleet) -> 
     idle, serving = state.node.slices
     assert (idle.slice_id, idle.role, idle.HasField("instance")) == ("node-1/0", pb.SLICE_ROLE_IDLE, False)
     assert (serving.slice_id, serving.local_id, serving.role) == ("node-1/1", "1", pb.SLICE_ROLE_SERVE)
-    assert (serving.instance.instance_id, serving.instance.status) == (instance_id, "Pending")
+    assert (serving.instance.instance_id, serving.instance.status) == (instance_id, pb.INSTANCE_STATUS_PENDING)
     assert not serving.HasField("attachment")
 
 
@@ -73,7 +73,7 @@ def test_a_vm_sees_only_its_own_attachment_with_its_token(ctx, link, fleet) -> N
 
     grant = mine.vm.attachment
     assert (grant.instance_id, grant.status, grant.attachment_id, grant.attachment_token) == (
-        instance_id, "Attaching", attachment_id, token)
+        instance_id, pb.INSTANCE_STATUS_ATTACHING, attachment_id, token)
     assert (grant.node_gateway_address, grant.node_tf_version) == ("node-1.test:7000", "2.16.1")
     assert other.vm.client_instance_id == "i-vm0002" and not other.vm.HasField("attachment")
 
@@ -88,7 +88,7 @@ def test_the_stream_sends_again_when_the_desired_state_changes(ctx, link, fleet)
 
         begin_attach(ctx, instance_id, "i-vm0001")
 
-        assert next(call).vm.attachment.status == "Attaching"
+        assert next(call).vm.attachment.status == pb.INSTANCE_STATUS_ATTACHING
     finally:
         call.cancel()
 
@@ -103,8 +103,8 @@ def test_the_token_is_withdrawn_while_detaching(ctx, link, fleet) -> None:
     vm_state = _first_state(link, vm_tokens["i-vm0001"])
     node_state = _first_state(link, node_token)
 
-    assert (vm_state.vm.attachment.status, vm_state.vm.attachment.attachment_token) == ("Detaching", "")
-    assert node_state.node.slices[0].instance.status == "Detaching"
+    assert (vm_state.vm.attachment.status, vm_state.vm.attachment.attachment_token) == (pb.INSTANCE_STATUS_DETACHING, "")
+    assert node_state.node.slices[0].instance.status == pb.INSTANCE_STATUS_DETACHING
     assert not node_state.node.slices[0].HasField("attachment")
 
 

@@ -81,7 +81,8 @@ def test_simulated_node_and_vm_carry_an_instance_from_pending_through_attach_and
 
 def test_a_simulated_slice_report_names_the_instance_it_serves_and_none_while_idle_or_released() -> None:
     serving = pb.SliceDesiredState(slice_id=SLICE, role=pb.SLICE_ROLE_SERVE,
-                                   instance=pb.AssignedInstance(instance_id="eais-sim1", status="Pending"))
+                                   instance=pb.AssignedInstance(instance_id="eais-sim1",
+                                                                status=pb.INSTANCE_STATUS_PENDING))
 
     assert simulated_slice_state(serving).instance_id == "eais-sim1"
     for role in (pb.SLICE_ROLE_IDLE, pb.SLICE_ROLE_RELEASE):

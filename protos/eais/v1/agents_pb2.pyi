@@ -26,6 +26,17 @@ class ClientKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CLIENT_KIND_ECS: _ClassVar[ClientKind]
     CLIENT_KIND_ECI: _ClassVar[ClientKind]
 
+class InstanceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INSTANCE_STATUS_UNSPECIFIED: _ClassVar[InstanceStatus]
+    INSTANCE_STATUS_PENDING: _ClassVar[InstanceStatus]
+    INSTANCE_STATUS_STARTING: _ClassVar[InstanceStatus]
+    INSTANCE_STATUS_AVAILABLE: _ClassVar[InstanceStatus]
+    INSTANCE_STATUS_ATTACHING: _ClassVar[InstanceStatus]
+    INSTANCE_STATUS_IN_USE: _ClassVar[InstanceStatus]
+    INSTANCE_STATUS_DETACHING: _ClassVar[InstanceStatus]
+    INSTANCE_STATUS_UNAVAILABLE: _ClassVar[InstanceStatus]
+
 class SliceRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SLICE_ROLE_UNSPECIFIED: _ClassVar[SliceRole]
@@ -66,6 +77,14 @@ BACKEND_SIMULATED: Backend
 CLIENT_KIND_UNSPECIFIED: ClientKind
 CLIENT_KIND_ECS: ClientKind
 CLIENT_KIND_ECI: ClientKind
+INSTANCE_STATUS_UNSPECIFIED: InstanceStatus
+INSTANCE_STATUS_PENDING: InstanceStatus
+INSTANCE_STATUS_STARTING: InstanceStatus
+INSTANCE_STATUS_AVAILABLE: InstanceStatus
+INSTANCE_STATUS_ATTACHING: InstanceStatus
+INSTANCE_STATUS_IN_USE: InstanceStatus
+INSTANCE_STATUS_DETACHING: InstanceStatus
+INSTANCE_STATUS_UNAVAILABLE: InstanceStatus
 SLICE_ROLE_UNSPECIFIED: SliceRole
 SLICE_ROLE_IDLE: SliceRole
 SLICE_ROLE_SERVE: SliceRole
@@ -241,8 +260,8 @@ class AssignedInstance(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     instance_type: str
-    status: str
-    def __init__(self, instance_id: _Optional[str] = ..., instance_type: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+    status: InstanceStatus
+    def __init__(self, instance_id: _Optional[str] = ..., instance_type: _Optional[str] = ..., status: _Optional[_Union[InstanceStatus, str]] = ...) -> None: ...
 
 class NodeAttachment(_message.Message):
     __slots__ = ("attachment_id", "attachment_token", "client_instance_id")
@@ -273,12 +292,12 @@ class VmAttachment(_message.Message):
     NODE_TF_VERSION_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     instance_type: str
-    status: str
+    status: InstanceStatus
     node_gateway_address: str
     attachment_id: str
     attachment_token: str
     node_tf_version: str
-    def __init__(self, instance_id: _Optional[str] = ..., instance_type: _Optional[str] = ..., status: _Optional[str] = ..., node_gateway_address: _Optional[str] = ..., attachment_id: _Optional[str] = ..., attachment_token: _Optional[str] = ..., node_tf_version: _Optional[str] = ...) -> None: ...
+    def __init__(self, instance_id: _Optional[str] = ..., instance_type: _Optional[str] = ..., status: _Optional[_Union[InstanceStatus, str]] = ..., node_gateway_address: _Optional[str] = ..., attachment_id: _Optional[str] = ..., attachment_token: _Optional[str] = ..., node_tf_version: _Optional[str] = ...) -> None: ...
 
 class SliceUsage(_message.Message):
     __slots__ = ("gpu_core_usage_percent", "gpu_memory_usage_percent", "memory_used_mib", "cpu_usage_percent", "memory_usage_percent")
