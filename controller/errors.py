@@ -30,7 +30,11 @@ Every failure a caller can see is an :class:`EaisError`. The tree::
     │   └── resource-group errors (InvalidResourceGroup, ResourceNotFound)
     └── ServerError                   our fault, never the caller's
         ├── InternalError             InternalError                      500
-        └── ServiceBusy               ServiceUnavailable                 503
+        ├── ServiceBusy               ServiceUnavailable                 503
+        └── StorageError              the database cannot take writes (or at all)
+            ├── StorageFull           ServiceUnavailable.StorageFull     503
+            ├── StorageReadOnly       ServiceUnavailable.StorageReadOnly 503
+            └── StorageUnreachable    ServiceUnavailable.Database        503
 
 :data:`ERROR_TABLE` maps each class to its EAIS code, HTTP status and gRPC status;
 ``tests/test_errors.py`` fails when a class has no entry. Messages are for people; callers
@@ -127,6 +131,10 @@ class ResourceNotFound(DomainError): ...
 class ServerError(EaisError): ...
 class InternalError(ServerError): ...
 class ServiceBusy(ServerError): ...
+class StorageError(ServerError): ...
+class StorageFull(StorageError): ...
+class StorageReadOnly(StorageError): ...
+class StorageUnreachable(StorageError): ...
 
 
 _S = grpc.StatusCode
@@ -173,6 +181,9 @@ ERROR_TABLE: dict[type[EaisError], ErrorSpec] = {
     ResourceNotFound: ErrorSpec("ResourceNotFound", 400, _S.NOT_FOUND),
     InternalError: ErrorSpec("InternalError", 500, _S.INTERNAL),
     ServiceBusy: ErrorSpec("ServiceUnavailable", 503, _S.UNAVAILABLE),
+    StorageFull: ErrorSpec("ServiceUnavailable.StorageFull", 503, _S.UNAVAILABLE),
+    StorageReadOnly: ErrorSpec("ServiceUnavailable.StorageReadOnly", 503, _S.UNAVAILABLE),
+    StorageUnreachable: ErrorSpec("ServiceUnavailable.Database", 503, _S.UNAVAILABLE),
 }
 
 
