@@ -1,283 +1,160 @@
-"""The agents' side of ``eais.v1.AgentLink``, shared by the node agent and the VM agent.
+"""The agent link for threaded code: :class:`ControllerLink` runs an ``AsyncControllerLink`` on a private loop.
 
-Register (node token, or AccessKey-signed for a VM) -> heartbeats at the pace the controller
-sets -> a desired-state stream that reconnects by itself -> actual-state reports. A replaced or
-forgotten session is re-registered once, transparently; an unreachable controller is retried
-with exponential backoff and jitter. A refusal that retrying cannot fix (wrong token, invalid
-registration) raises :class:`LinkRefused` with the controller's code and message; so does a TLS
-mismatch a handshake shows (another CA, an address the certificate does not name, plaintext on one
-side only): :class:`ControllerUntrusted`.
+The node and VM agents are threaded (workers, relays, reporters); they call this facade from any
+thread, and each call runs on the link's own event loop thread. Behaviour (registration,
+heartbeats, the reconnecting desired-state stream, failover between controller addresses,
+bounded backoff, LinkRefused and ControllerUntrusted) is ``agent.controller_link_async``'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import logging
-import random
-import secrets
+import asyncio
+import concurrent.futures
+import queue
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TypeVar
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
 
-import grpc
-
+from agent.backoff import Backoff
+from agent.controller_link_async import AsyncControllerLink, controller_targets
 from agent.controller_trust import ControllerTrust
+from agent.link_auth import AccessKey, NodeToken, register_signature_metadata
+from agent.link_errors import ControllerUntrusted, LinkRefused
 from protos.eais.v1 import agents_pb2 as pb
-from protos.eais.v1 import agents_pb2_grpc
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-REGISTER_METHOD = "/eais.v1.AgentLink/Register"
-ERROR_CODE_KEY = "x-eais-error-code"
-# Worth retrying: the controller is down, busy, restarting, or the network blinked.
-RETRYABLE = frozenset({
-    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
-    grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.CANCELLED,
-})
-BEAT_AT_SHARE = 0.75  # beat after this share of the allowed time, leaving room for one retry
-
-
-@dataclass(frozen=True)
-class NodeToken:
-    """A node agent's credential: the controller's shared node token."""
-
-    token: str
-
-
-@dataclass(frozen=True)
-class AccessKey:
-    """A VM agent's credential: an AccessKey of the account the VM belongs to."""
-
-    access_key_id: str
-    access_key_secret: str
-
-
-class LinkRefused(Exception):
-    """The controller refused in a way retrying cannot fix."""
-
-    def __init__(self, message: str, status: grpc.StatusCode, error_code: str = "") -> None:
-        super().__init__(message)
-        self.status, self.error_code = status, error_code
-
-    @classmethod
-    def from_rpc(cls, call: str, error: grpc.RpcError) -> LinkRefused:
-        status, code = error.code(), _error_code(error)
-        return cls(f"{call} refused by the controller: {status.name} {code}: {error.details()}", status, code)
-
-
-class ControllerUntrusted(LinkRefused):
-    """This agent and the controller disagree on TLS (CA, certificate names, plaintext); the reason says which."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"cannot trust the controller: {reason}", grpc.StatusCode.UNAVAILABLE)
-
-
-def register_signature_metadata(
-    request: pb.RegisterRequest, key: AccessKey, *, now: datetime | None = None, nonce: str | None = None
-) -> list[tuple[str, str]]:
-    """Metadata that signs a VM agent's Register with an AccessKey (see agents.proto)."""
-    date = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    nonce = nonce or secrets.token_hex(16)
-    body_hash = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
-    text = "\n".join((REGISTER_METHOD, date, nonce, body_hash))
-    signature = hmac.new(key.access_key_secret.encode(), text.encode(), hashlib.sha256).hexdigest()
-    return [
-        ("x-eais-access-key-id", key.access_key_id), ("x-eais-date", date),
-        ("x-eais-nonce", nonce), ("x-eais-signature", signature),
-    ]
-
-
-class Backoff:
-    """Exponential backoff with jitter: initial, 2x, 4x ... up to ``max_s``; ``reset`` on success."""
-
-    def __init__(self, initial_s: float = 0.5, max_s: float = 15.0, rng: random.Random | None = None) -> None:
-        self._initial_s, self._max_s, self._rng = initial_s, max_s, rng or random.Random()
-        self._attempt = 0
-
-    def next_delay_s(self) -> float:
-        ceiling = min(self._max_s, self._initial_s * 2**self._attempt)
-        self._attempt += 1
-        return ceiling * self._rng.uniform(0.5, 1.0)  # spread reconnecting agents apart
-
-    def reset(self) -> None:
-        self._attempt = 0
+CLOSE_WAIT_S = 3.0  # how long close() lets calls in flight end by themselves before cancelling them
+__all__ = [
+    "AccessKey", "Backoff", "ControllerLink", "ControllerUntrusted", "LinkRefused", "NodeToken",
+    "controller_targets", "register_signature_metadata",
+]
 
 
 class ControllerLink:
     """One agent's connection to the controller. Thread-safe: heartbeats, watch and reports may run apart."""
 
     def __init__(
-        self,
-        target: str,
-        registration: pb.RegisterRequest,
-        credentials: NodeToken | AccessKey,
-        *,
-        trust: ControllerTrust,
-        call_timeout_s: float = 10.0,
+        self, target: str | Sequence[str], registration: pb.RegisterRequest, credentials: NodeToken | AccessKey,
+        *, trust: ControllerTrust, call_timeout_s: float = 10.0,
     ) -> None:
-        self._target, self._trust = target, trust
-        self._registration = registration
-        self._credentials = credentials
-        self._timeout_s = call_timeout_s
-        channel_credentials = trust.channel_credentials()
-        self._channel = (
-            grpc.secure_channel(target, channel_credentials) if channel_credentials else grpc.insecure_channel(target)
-        )
-        self._stub = agents_pb2_grpc.AgentLinkStub(self._channel)
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._beat_in_s = 1.0
-        self._watch_call: grpc.Future | None = None
-        self.last_registration: pb.RegisterResponse | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="controller-link", daemon=True)
+        self._thread.start()
+        self._link = AsyncControllerLink(target, registration, credentials, trust=trust, call_timeout_s=call_timeout_s)
+        self._stops: dict[int, asyncio.Event] = {}
+        self._stops_lock = threading.Lock()
+        self._pending: set[concurrent.futures.Future] = set()
+        self._closed = False
 
     @property
     def registration(self) -> pb.RegisterRequest:
-        return self._registration
+        return self._link.registration
 
     @property
     def agent_id(self) -> str:
-        return self.last_registration.agent_id if self.last_registration else ""
+        return self._link.agent_id
+
+    @property
+    def last_registration(self) -> pb.RegisterResponse | None:
+        return self._link.last_registration
+
+    @property
+    def target(self) -> str:
+        return self._link.target
 
     def register(self) -> pb.RegisterResponse:
         """Register now (replacing any session); LinkRefused when the controller says no for good."""
-        with self._lock:
-            return self._register_locked()
+        return self._run(self._link.register())
 
     def register_until_done(self, stop: threading.Event) -> pb.RegisterResponse | None:
         """Register, retrying while the controller is unreachable; None if ``stop`` is set first."""
-        backoff = Backoff()
-        while not stop.is_set():
-            try:
-                return self.register()
-            except grpc.RpcError as error:
-                delay = backoff.next_delay_s()
-                log.warning("cannot reach the controller to register (%s); retrying in %.1fs", error.code().name, delay)
-                stop.wait(delay)
-        return None
+        return self._run(self._link.register_until_done(self._bridge(stop)))
 
     def heartbeat(self) -> pb.HeartbeatResponse:
-        response = self._with_session(
-            lambda metadata: self._stub.Heartbeat(pb.HeartbeatRequest(), metadata=metadata, timeout=self._timeout_s)
-        )
-        self._beat_in_s = _beat_delay_s(response.heartbeat)
-        return response
+        return self._run(self._link.heartbeat())
 
     def report(self, report: pb.ActualStateReport) -> pb.ReportAck:
-        return self._with_session(
-            lambda metadata: self._stub.ReportActualState(report, metadata=metadata, timeout=self._timeout_s)
-        )
+        return self._run(self._link.report(report))
 
-    def run_heartbeats(self, stop: threading.Event) -> None:
+    def run_heartbeats(self, stop: threading.Event, on_beat: Callable[[bool], None] = lambda ok: None) -> None:
         """Beat before every deadline the controller sets, until ``stop``; raises LinkRefused."""
-        backoff = Backoff()
-        wait_s = self._beat_in_s
-        while not stop.wait(wait_s):
-            try:
-                self.heartbeat()
-                backoff.reset()
-                wait_s = self._beat_in_s
-            except grpc.RpcError as error:
-                _raise_unless_retryable("Heartbeat", error)
-                wait_s = backoff.next_delay_s()
-                log.warning("heartbeat failed (%s); retrying in %.1fs", error.code().name, wait_s)
+        self._run(self._link.run_heartbeats(self._bridge(stop), on_beat))
 
     def desired_states(self, stop: threading.Event) -> Iterator[pb.DesiredState]:
         """Every desired state the controller sends, across reconnects, until ``stop``."""
-        backoff = Backoff()
-        while not stop.is_set():
+        states: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+        async def pump() -> None:
             try:
-                for state in self._watch_once():
-                    backoff.reset()
-                    yield state
-            except grpc.RpcError as error:
-                if stop.is_set():
+                async for state in self._link.desired_states(self._bridge(stop)):
+                    states.put(("state", state))
+                states.put(("end", None))
+            except BaseException as error:  # noqa: BLE001 - handed to the consuming thread
+                states.put(("error", error))
+
+        future = self._submit(pump())
+        try:
+            while True:
+                kind, value = states.get()
+                if kind == "end":
                     return
-                if error.code() is grpc.StatusCode.UNAUTHENTICATED:
-                    self._forget_session()  # replaced by a newer Register: register again below
-                else:
-                    _raise_unless_retryable("WatchDesiredState", error)
-                    self._raise_if_untrusted(error)  # a controller restarted with other names or another CA
-                    log.warning("desired-state stream lost (%s); reconnecting", error.code().name)
-            stop.wait(backoff.next_delay_s())
+                if kind == "error":
+                    raise value
+                yield value
+        finally:
+            future.cancel()
 
     def close(self) -> None:
         """End the stream and the channel; loops blocked on them return."""
-        call = self._watch_call
-        if call is not None:
-            call.cancel()
-        self._channel.close()
-
-    def _watch_once(self) -> Iterator[pb.DesiredState]:
-        if self._token is None:
-            self.register()
-        call = self._stub.WatchDesiredState(pb.WatchRequest(), metadata=self._session_metadata(self._token))
-        self._watch_call = call
+        if self._closed:
+            return
+        self._closed = True
+        for stop in list(self._stops.values()):
+            self._loop.call_soon_threadsafe(stop.set)
         try:
-            yield from call
+            asyncio.run_coroutine_threadsafe(self._link.close(), self._loop).result(10)
+            concurrent.futures.wait(self._in_flight(), timeout=CLOSE_WAIT_S)  # loops see their stop event
         finally:
-            self._watch_call = None
+            for future in self._in_flight():
+                future.cancel()
+            self._loop.call_soon_threadsafe(self._loop.stop)
 
-    def _register_locked(self) -> pb.RegisterResponse:
-        metadata = self._register_metadata()
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         try:
-            response = self._stub.Register(self._registration, metadata=metadata, timeout=self._timeout_s)
-        except grpc.RpcError as error:
-            _raise_unless_retryable("Register", error)
-            self._raise_if_untrusted(error)
-            raise
-        self._token = response.session_token
-        self._beat_in_s = _beat_delay_s(response.heartbeat)
-        self.last_registration = response
-        return response
+            return self._submit(coroutine).result()
+        except concurrent.futures.CancelledError:
+            raise ValueError("the controller link was closed during the call") from None
 
-    def _raise_if_untrusted(self, error: grpc.RpcError) -> None:
-        if error.code() is grpc.StatusCode.UNAVAILABLE:
-            reason = self._trust.mismatch(self._target)
-            if reason is not None:
-                raise ControllerUntrusted(reason) from error
+    def _submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future:
+        if self._closed:
+            coroutine.close()
+            raise ValueError("the controller link is closed")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        with self._stops_lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+        return future
 
-    def _register_metadata(self) -> list[tuple[str, str]]:
-        if isinstance(self._credentials, NodeToken):
-            return [("authorization", f"Bearer {self._credentials.token}")]
-        return register_signature_metadata(self._registration, self._credentials)
+    def _done(self, future: concurrent.futures.Future) -> None:
+        with self._stops_lock:
+            self._pending.discard(future)
 
-    def _with_session(self, call: Callable[[list[tuple[str, str]]], T]) -> T:
-        token = self._token or self.register().session_token
-        try:
-            return call(self._session_metadata(token))
-        except grpc.RpcError as error:
-            if error.code() is not grpc.StatusCode.UNAUTHENTICATED:
-                raise
-        return call(self._session_metadata(self._reregister(token)))  # session replaced: register once more
+    def _in_flight(self) -> list[concurrent.futures.Future]:
+        with self._stops_lock:
+            return list(self._pending)
 
-    def _reregister(self, stale_token: str) -> str:
-        with self._lock:
-            if self._token == stale_token or self._token is None:  # another thread may have done it already
-                self._register_locked()
-            return self._token or ""
+    def _bridge(self, stop: threading.Event) -> asyncio.Event:
+        """An asyncio.Event on the link's loop that is set once ``stop`` is (one waiting thread per stop event)."""
+        with self._stops_lock:
+            bridged = self._stops.get(id(stop))
+            if bridged is not None:
+                return bridged
+            bridged = self._stops[id(stop)] = asyncio.Event()
 
-    def _forget_session(self) -> None:
-        with self._lock:
-            self._token = None
+        def relay() -> None:
+            stop.wait()
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(bridged.set)
 
-    @staticmethod
-    def _session_metadata(token: str | None) -> list[tuple[str, str]]:
-        return [("authorization", f"Bearer {token}")]
-
-
-def _beat_delay_s(deadline: pb.HeartbeatDeadline) -> float:
-    return max(0.05, deadline.beat_within_ms / 1000 * BEAT_AT_SHARE)
-
-
-def _error_code(error: grpc.RpcError) -> str:
-    trailing = error.trailing_metadata() or ()
-    return next((value for key, value in trailing if key == ERROR_CODE_KEY), "")
-
-
-def _raise_unless_retryable(call: str, error: grpc.RpcError) -> None:
-    if error.code() not in RETRYABLE:
-        raise LinkRefused.from_rpc(call, error) from error
+        threading.Thread(target=relay, name="controller-link-stop", daemon=True).start()
+        return bridged

@@ -1,7 +1,8 @@
 """Extra API processes sharing the controller's listening socket, to use more than one core.
 
 The primary process serves the API too, and alone runs the agent gRPC service and the
-reconciler; workers only answer HTTP. Each worker opens the same database with the same
+reconciler; workers only answer HTTP. What they commit reaches the primary's agent streams by
+NOTIFY on PostgreSQL, through a pipe on SQLite. Each worker opens the same database with the same
 settings (passed as JSON in ``EAIS_WORKER_SETTINGS``) and gets the socket as an inherited fd.
 """
 
@@ -17,18 +18,23 @@ import time
 import uvicorn
 
 from controller.api.app import create_app
+from controller.change_listener import forward_changes_to_pipe
 from controller.context import ControllerContext
 from controller.settings import ControllerSettings
 
 SETTINGS_ENV = "EAIS_WORKER_SETTINGS"
 
 
-def spawn_api_workers(settings: ControllerSettings, sock: socket.socket, count: int) -> list[subprocess.Popen]:
+def spawn_api_workers(
+    settings: ControllerSettings, sock: socket.socket, count: int, *, changes_fd: int | None = None
+) -> list[subprocess.Popen]:
+    """``count`` workers on ``sock``; with ``changes_fd`` (SQLite) they write their committed changes there."""
     env = {**os.environ, SETTINGS_ENV: settings.model_dump_json()}
     fd = sock.fileno()
+    fds = (fd,) if changes_fd is None else (fd, changes_fd)
     return [
-        subprocess.Popen([sys.executable, "-m", "controller.api_workers", str(fd), str(os.getpid())],
-                         env=env, pass_fds=(fd,))
+        subprocess.Popen([sys.executable, "-m", "controller.api_workers", str(fd), str(os.getpid()),
+                          str(-1 if changes_fd is None else changes_fd)], env=env, pass_fds=fds)
         for _ in range(count)
     ]
 
@@ -50,9 +56,11 @@ def _exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
     server.should_exit = True
 
 
-def _serve(fd: int, parent_pid: int) -> None:
+def _serve(fd: int, parent_pid: int, changes_fd: int) -> None:
     settings = ControllerSettings.model_validate_json(os.environ[SETTINGS_ENV])
     ctx = ControllerContext.open(settings, migrate=False)
+    if changes_fd >= 0:
+        forward_changes_to_pipe(ctx.db.changes, ctx.db.origin, changes_fd)
     sock = socket.socket(fileno=fd)
     config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=2)
@@ -62,4 +70,4 @@ def _serve(fd: int, parent_pid: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))

@@ -3,24 +3,31 @@
 SQLite (WAL, the default) and PostgreSQL are both first-class. Write transactions on SQLite
 start with ``BEGIN IMMEDIATE`` so that two writers never interleave; on PostgreSQL the rules are
 held by UNIQUE constraints and conditional updates (see ``controller.tables``).
+
+A write transaction that touched agents (``controller.changes``) tells them after its commit:
+this process's :class:`~controller.changes.ChangeHub` at once, other replicas by NOTIFY.
+A database that cannot serve (disk full, read-only, unreachable, busy) raises the
+:class:`~controller.errors.StorageError` or :class:`~controller.errors.ServiceBusy` that names
+the cause, so callers answer a clear 503 instead of an unknown error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from controller.change_signal import STATUS_CHANGED, ChangeSignal
-from controller.errors import ServiceBusy
+from controller.changes import NOTIFY_CHANNEL, ChangeHub, encode_payloads, touched
+from controller.errors import ServiceBusy, StorageFull, StorageReadOnly, StorageUnreachable
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -62,7 +69,9 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         self.url = normalise_url(url)
-        self.status_changed = ChangeSignal()
+        self.changes = ChangeHub()
+        self.origin = secrets.token_hex(6)  # tells this process's own NOTIFY apart from other replicas'
+        self.is_postgresql = not is_sqlite(self.url)
         if is_sqlite(self.url):
             self._ensure_sqlite_dir()
             self.engine = create_engine(
@@ -95,11 +104,15 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: commits on success, rolls back on any exception."""
-        with self._write_lock, _busy_as_error(), Session(self._write_engine, expire_on_commit=False) as session:
+        with self._write_lock, storage_errors(), Session(self._write_engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
-            if session.info.get(STATUS_CHANGED):
-                self.status_changed.notify()  # after the commit, so woken readers see the new state
+                changes = touched(session)
+                if changes and self.is_postgresql:  # sent at commit, in commit order; never if it rolls back
+                    for payload in encode_payloads(self.origin, changes):
+                        session.execute(text("SELECT pg_notify(:channel, :payload)"),
+                                        {"channel": NOTIFY_CHANNEL, "payload": payload})
+        self.changes.publish(changes)  # after the commit, so woken readers see the new state
 
     @contextmanager
     def write_connection(self, *, lazy_sync: bool = False) -> Iterator[Connection]:
@@ -110,19 +123,19 @@ class Database:
         but a power loss can forget the last ones. Only for records whose loss is harmless.
         """
         engine = self._lazy_write_engine if lazy_sync else self._write_engine
-        with self._write_lock, _busy_as_error(), engine.begin() as connection:
+        with self._write_lock, storage_errors(), engine.begin() as connection:
             yield connection
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
         """Core reads for hot paths. On PostgreSQL each statement is its own snapshot (autocommit):
         no BEGIN/ROLLBACK round trips, at the price of a count and a page read a moment apart."""
-        with _busy_as_error(), self._read_engine.connect() as connection:
+        with storage_errors(), self._read_engine.connect() as connection:
             yield connection
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with _busy_as_error(), Session(self.engine, expire_on_commit=False) as session:
+        with storage_errors(), Session(self.engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
 
@@ -143,6 +156,16 @@ class Database:
             self._lazy_write_engine.engine.dispose()
 
 
+IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's limit on bound parameters
+
+
+def in_chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    """Distinct ``ids`` in sorted lists short enough for one ``IN (...)`` each."""
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), IN_CHUNK):
+        yield ordered[start:start + IN_CHUNK]
+
+
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -150,11 +173,39 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# SQLSTATEs (PostgreSQL) and message fragments (SQLite) of a database that cannot serve, by cause.
+_SQLSTATE_ERRORS = {"53100": StorageFull, "25006": StorageReadOnly, "40001": ServiceBusy, "40P01": ServiceBusy}
+_SQLITE_ERRORS = (
+    ("database or disk is full", StorageFull), ("disk i/o error", StorageFull), ("readonly database", StorageReadOnly),
+    ("database is locked", ServiceBusy), ("unable to open database file", StorageUnreachable),
+)
+_MESSAGES = {
+    StorageFull: "The controller's database has no space left to record this request; nothing was changed. "
+                 "Retry once the operator has freed disk space (reads keep working).",
+    StorageReadOnly: "The controller's database is read-only now; nothing was changed. "
+                     "Retry once the operator has made it writable again (reads keep working).",
+    StorageUnreachable: "The controller cannot reach its database; nothing was changed. Retry in a moment.",
+    ServiceBusy: "The database is busy; retry the request in a moment.",
+}
+
+
 @contextmanager
-def _busy_as_error() -> Iterator[None]:
+def storage_errors() -> Iterator[None]:
+    """A database failure that names its cause (full, read-only, unreachable, busy) becomes that EaisError."""
     try:
         yield
-    except OperationalError as exc:
-        if "locked" in str(exc).lower() or "could not serialize" in str(exc).lower():
-            raise ServiceBusy("The database is busy; retry the request in a moment.") from exc
-        raise
+    except DBAPIError as exc:
+        error_class = storage_error_class(exc)
+        if error_class is None:
+            raise
+        raise error_class(_MESSAGES[error_class]) from exc
+
+
+def storage_error_class(exc: DBAPIError) -> type | None:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in _SQLSTATE_ERRORS:
+        return _SQLSTATE_ERRORS[sqlstate]
+    if exc.connection_invalidated or (sqlstate or "").startswith("08"):
+        return StorageUnreachable
+    message = str(exc.orig).lower()
+    return next((error for fragment, error in _SQLITE_ERRORS if fragment in message), None)

@@ -2,7 +2,9 @@
 
 The status update is conditional on the status the caller read (compare-and-set), so two
 racing transactions cannot both move the same instance: the loser gets
-:class:`~controller.states.IllegalTransition` and its transaction rolls back.
+:class:`~controller.states.IllegalTransition` and its transaction rolls back. Every move marks
+the agents whose desired state it changes (the node of the instance's slice, its client VM
+before and after) for ``controller.changes``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
-from controller.change_signal import STATUS_CHANGED
+from controller.changes import touch_node, touch_vm
 from controller.errors import InvalidEaiStatus
 from controller.states import BOUND, Event, IllegalTransition, Status, next_status
-from controller.tables import Instance, ListedCount, Transition
+from controller.tables import Instance, ListedCount, Transition, node_id_of_slice
 
 
 def apply(
@@ -34,6 +36,7 @@ def apply(
     """Move ``instance`` by ``event`` per the table, write the row, append the log entry."""
     current = Status(instance.status) if instance.status else None
     target = next_status(current, event)
+    _touch_agents(session, instance)
     values = _row_values(instance, target, now_us)
     if current is None:
         for key, value in values.items():
@@ -53,11 +56,18 @@ def apply(
         request_id=request_id,
     )
     session.add(row)
-    session.info[STATUS_CHANGED] = True
     if current is None or target is Status.RELEASED:
         _count_listed(session, instance, +1 if current is None else -1)
     session.flush()
     return row
+
+
+def _touch_agents(session: Session, instance: Instance) -> None:
+    """Before the move: the slice and the binding it may end are still on the instance."""
+    if instance.slice_id:
+        touch_node(session, node_id_of_slice(instance.slice_id))
+    if instance.client_instance_id:
+        touch_vm(session, instance.client_instance_id)
 
 
 def _count_listed(session: Session, instance: Instance, delta: int) -> None:

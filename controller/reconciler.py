@@ -5,12 +5,19 @@ Unavailable), deadlines of transitional states, closing of complete billing hour
 purge of nonces older than any signature window and of usage samples past their retention.
 Every change goes through ``controller.lifecycle.apply`` with its reason, so a restart loses
 nothing: the next pass finds the same facts in the database and acts on them.
+
+:class:`ReconcilerThread` runs on every replica; only the one holding the reconciler lease
+(``controller.leadership``) reconciles, and each of its writes is fenced by its term. A new term
+(a start, a takeover, a lease that lapsed while the database was unwritable) first gives every
+agent ``agent_absence_s`` to reach this process: until then nothing is declared lost or timed out,
+since the time the control plane was away is not time an agent was silent.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
@@ -19,6 +26,7 @@ from controller.accounts import forget_nonces_before
 from controller.agent_link.heartbeats import expire_heartbeats
 from controller.clock import US_PER_S
 from controller.context import ControllerContext
+from controller.leadership import LeaseLost, Term, fence, hold_lease, replica_name
 from controller.ledger import close_hours
 from controller.lifecycle import apply
 from controller.states import TIMEOUT_EVENTS, Event, IllegalTransition, Status
@@ -42,7 +50,7 @@ class PassReport:
     usage_samples_forgotten: int = 0
 
 
-def time_out_stuck_instances(ctx: ControllerContext) -> list[tuple[str, str]]:
+def time_out_stuck_instances(ctx: ControllerContext, term: Term | None = None) -> list[tuple[str, str]]:
     now = ctx.clock.now_us()
     outcomes: list[tuple[str, str]] = []
     for status, (limit_s, event) in deadlines(ctx).items():
@@ -52,14 +60,18 @@ def time_out_stuck_instances(ctx: ControllerContext) -> list[tuple[str, str]]:
                 select(Instance.id).where(Instance.status == status.value, Instance.status_since_us <= cutoff)
             ).scalars().all()
         for instance_id in stuck:
-            if _time_out(ctx, instance_id, status, event, limit_s, now):
+            if _time_out(ctx, instance_id, status, event, limit_s, now, term):
                 outcomes.append((instance_id, event.value))
     return outcomes
 
 
-def _time_out(ctx: ControllerContext, instance_id: str, status: Status, event: Event, limit_s: float, now: int) -> bool:
+def _time_out(
+    ctx: ControllerContext, instance_id: str, status: Status, event: Event, limit_s: float, now: int, term: Term | None
+) -> bool:
     try:
         with ctx.db.write() as session:
+            if term is not None:
+                fence(session, term)
             instance = session.get(Instance, instance_id)
             if instance is None or instance.status != status.value:
                 return False  # it moved on by itself since we looked
@@ -75,10 +87,14 @@ def _time_out(ctx: ControllerContext, instance_id: str, status: Status, event: E
     return True
 
 
-def reconcile_once(ctx: ControllerContext, *, close_billing: bool = True) -> PassReport:
+def reconcile_once(
+    ctx: ControllerContext, *, close_billing: bool = True, term: Term | None = None, agents_may_be_lost: bool = True
+) -> PassReport:
+    """One pass; ``agents_may_be_lost=False`` (early in a term) skips heartbeat expiry and timeouts."""
     report = PassReport()
-    report.lost_nodes = expire_heartbeats(ctx)
-    report.timed_out = time_out_stuck_instances(ctx)
+    if agents_may_be_lost:
+        report.lost_nodes = expire_heartbeats(ctx, term)
+        report.timed_out = time_out_stuck_instances(ctx, term)
     if close_billing:
         settle_us = round(ctx.settings.lifecycle.billing_settle_s * US_PER_S)
         report.hours_closed = close_hours(ctx, settle_us=settle_us).hours_closed
@@ -91,23 +107,59 @@ def reconcile_once(ctx: ControllerContext, *, close_billing: bool = True) -> Pas
 
 
 class ReconcilerThread(threading.Thread):
-    """Runs ``reconcile_once`` every ``reconcile_interval_s`` until stopped."""
+    """Every ``reconcile_interval_s``: hold (or wait for) the reconciler lease, and reconcile while it is held."""
 
-    def __init__(self, ctx: ControllerContext) -> None:
+    def __init__(self, ctx: ControllerContext, holder: str | None = None) -> None:
         super().__init__(name="eais-reconciler", daemon=True)
         self.ctx = ctx
+        self.holder = holder or replica_name()
+        self.term: Term | None = None
+        self.leader = ""  # who holds the lease, as last seen
+        self._term_started = 0.0
         self._stop_event = threading.Event()
         self.passes = 0
 
     def run(self) -> None:
-        interval = self.ctx.settings.lifecycle.reconcile_interval_s
-        billing_every = max(1, round(self.ctx.settings.lifecycle.billing_interval_s / max(interval, 0.001)))
-        while not self._stop_event.wait(interval):
-            try:
-                reconcile_once(self.ctx, close_billing=self.passes % billing_every == 0)
-            except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick
-                log.exception("reconcile pass failed; retrying next tick")
+        while not self._stop_event.wait(self.ctx.settings.lifecycle.reconcile_interval_s):
+            self.tick()
+
+    def tick(self) -> PassReport | None:
+        """Renew or take the lease; one pass if this replica leads. The pass's report, or None."""
+        life = self.ctx.settings.lifecycle
+        term = self._renew(life.lease_ttl_s)
+        if term is None:
+            return None
+        billing_every = max(1, round(life.billing_interval_s / max(life.reconcile_interval_s, 0.001)))
+        settled = time.monotonic() - self._term_started >= life.agent_absence_s
+        try:
+            return reconcile_once(self.ctx, close_billing=self.passes % billing_every == 0, term=term,
+                                  agents_may_be_lost=settled)
+        except LeaseLost as lost:
+            log.warning("stopped reconciling: %s", lost)
+            self.term = None
+        except Exception:  # noqa: BLE001 - a failed pass is retried on the next tick
+            log.exception("reconcile pass failed; retrying next tick")
+        finally:
             self.passes += 1
+        return None
+
+    def _renew(self, ttl_s: float) -> Term | None:
+        try:
+            lease = hold_lease(self.ctx, self.holder, ttl_s)
+        except Exception as error:  # noqa: BLE001 - no pass without a renewed lease; the next tick retries
+            log.warning("cannot renew the reconciler lease (%s); not reconciling until it is renewed", error)
+            return None
+        self.leader = lease.holder
+        if not lease.mine:
+            if self.term is not None:
+                log.warning("replica %s holds the reconciler lease now; this one stops reconciling", lease.holder)
+            self.term = None
+            return None
+        if self.term is None or self.term.epoch != lease.epoch:
+            self.term, self._term_started = Term(lease.name, lease.holder, lease.epoch), time.monotonic()
+            log.info("this replica (%s) reconciles now (lease epoch %d); agents have %.0fs to report before any "
+                     "is declared lost", self.holder, lease.epoch, self.ctx.settings.lifecycle.agent_absence_s)
+        return self.term
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -1,19 +1,25 @@
-"""Runs the controller: EAIS API (uvicorn), agent gRPC service, and the reconciler, in one process."""
+"""Runs one controller replica: EAIS API (uvicorn), agent gRPC service, change listener and reconciler.
+
+Replicas on one PostgreSQL each run all of it; the reconciler lease lets one of them reconcile.
+Changes other processes commit reach this one's agent streams through the change listener
+(PostgreSQL NOTIFY), or, for API worker processes on SQLite, through a pipe.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import grpc
 import uvicorn
 
-from controller.agent_link.server import create_grpc_server
+from controller.agent_link.server import AgentLinkServer, create_grpc_server
 from controller.api.app import create_app
 from controller.api_workers import spawn_api_workers, stop_api_workers
+from controller.change_listener import PipeChangeReader, PostgresChangeListener
 from controller.context import ControllerContext
 from controller.reconciler import ReconcilerThread
 
@@ -37,10 +43,11 @@ class RunningController:
     api_port: int
     grpc_port: int
     api_server: uvicorn.Server
-    grpc_server: grpc.Server
+    grpc_server: AgentLinkServer
     reconciler: ReconcilerThread
     api_socket: socket.socket
     api_workers: list = field(default_factory=list)
+    listeners: list = field(default_factory=list)
 
     def serve_api_forever(self, every_second: Callable[[], None] | None = None) -> None:
         """Serve HTTP in this thread until SIGINT/SIGTERM (uvicorn handles the signals).
@@ -67,15 +74,27 @@ class RunningController:
         stop_api_workers(self.api_workers)
         self.api_server.should_exit = True
         self.reconciler.stop()
-        self.grpc_server.stop(grace=2).wait()
+        self.grpc_server.stop(grace=2).wait(10)
+        for listener in self.listeners:
+            listener.stop()
 
 
 def start_controller(ctx: ControllerContext, *, reconcile: bool = True, api_processes: int = 1) -> RunningController:
     """Bind everything and start gRPC and the reconciler; HTTP starts with ``serve_api_forever``."""
     settings = ctx.settings
     api_socket, api_port = bind_api_socket(settings.api_host, settings.api_port)
+    listeners = []
+    if ctx.db.is_postgresql:
+        listeners.append(PostgresChangeListener(ctx.db))
+        listeners[0].start()
     # Workers are separate interpreters (not forks), started before gRPC's threads exist.
-    workers = spawn_api_workers(settings, api_socket, api_processes - 1) if api_processes > 1 else []
+    workers = []
+    if api_processes > 1:
+        read_fd, write_fd = os.pipe() if not ctx.db.is_postgresql else (None, None)
+        workers = spawn_api_workers(settings, api_socket, api_processes - 1, changes_fd=write_fd)
+        if read_fd is not None:
+            os.close(write_fd)
+            PipeChangeReader(ctx.db.changes, read_fd).start()
     grpc_server, grpc_port = create_grpc_server(ctx, f"{settings.grpc_host}:{settings.grpc_port}")
     grpc_server.start()
     config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off",
@@ -83,4 +102,5 @@ def start_controller(ctx: ControllerContext, *, reconcile: bool = True, api_proc
     reconciler = ReconcilerThread(ctx)
     if reconcile:
         reconciler.start()
-    return RunningController(ctx, api_port, grpc_port, uvicorn.Server(config), grpc_server, reconciler, api_socket, workers)
+    return RunningController(ctx, api_port, grpc_port, uvicorn.Server(config), grpc_server, reconciler, api_socket,
+                             workers, listeners)

@@ -83,11 +83,18 @@ class LifecycleSettings(BaseModel):
     heartbeat_interval_s: float = 10.0
     heartbeat_jitter_s: float = 2.0
     heartbeat_grace_s: float = 30.0  # a node silent for interval+grace is lost
+    heartbeat_flush_s: float = 1.0  # beats are answered from memory and written in one batch this often
     reconcile_interval_s: float = 2.0
+    lease_ttl_s: float = 10.0  # the reconciler lease lasts this long unless renewed; a standby takes over after
     billing_interval_s: float = 60.0
     billing_settle_s: float = 30.0  # an hour is closed this long after it ends, so late commits land in it
     usage_sample_interval_s: float = 10.0  # at most one usage sample per instance so often: no flood from a chatty node
     usage_retention_s: float = 86_400.0  # the reconciler purges usage samples older than this
+
+    @property
+    def agent_absence_s(self) -> float:
+        """How long an agent may be silent before it is lost: a full heartbeat period plus the grace."""
+        return self.heartbeat_interval_s + self.heartbeat_jitter_s + self.heartbeat_grace_s
 
     def deadline_s(self, status: Status) -> float:
         """How long an instance may stay in a transitional ``status`` (``<status>_deadline_s``)."""

@@ -64,6 +64,15 @@ class Node(AgentPresence, table=True):
     tf_version: str = Field(default="", max_length=32)
 
 
+def slice_id_for(node_id: str, local_id: str) -> str:
+    """A slice's id is "<node_id>/<local_id>" (node ids hold no "/")."""
+    return f"{node_id}/{local_id}"
+
+
+def node_id_of_slice(slice_id: str) -> str:
+    return slice_id.split("/", 1)[0]
+
+
 class Slice(SQLModel, table=True):
     """A share of one accelerator sized for one instance type."""
 
@@ -238,3 +247,18 @@ class BillingCursor(SQLModel, table=True):
     __tablename__ = "billing_cursor"
     id: int = Field(default=1, primary_key=True)
     billed_through_us: int = _us()
+
+
+class Lease(SQLModel, table=True):
+    """A role one controller replica holds at a time (the reconciler), until ``expires_us`` on the database's clock.
+
+    Written only by ``controller.leadership``; ``epoch`` grows by one each time the role changes
+    hands (or its holder comes back after letting it lapse), so work can be fenced by it.
+    """
+
+    __tablename__ = "leases"
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    epoch: int = _us()
+    acquired_us: int = _us()
+    expires_us: int = _us()

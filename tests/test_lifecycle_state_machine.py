@@ -47,10 +47,10 @@ from sqlmodel import select
 from controller.accounts import create_account
 from controller.agent_link import apply_node_report, apply_vm_report, expire_heartbeats
 from controller.agent_link.actual_state import ChannelReport, ChannelState, SlicePhase, SliceReport, WorkerState
-from controller.agent_link.heartbeats import record_heartbeat
+from controller.agent_link.heartbeat_book import HeartbeatBook
 from controller.agent_link.registration import register_node, register_vm
 from controller.agent_link.registration_rules import NodeInfo, SliceOfferInfo, VmInfo
-from controller.agent_link.sessions import AgentIdentity, AgentKind
+from controller.agent_link.sessions import AgentIdentity, AgentKind, current_session_hashes
 from controller.billing import billed_intervals, hourly_items, total_billed_us
 from controller.binding import attach_instance, detach_instance
 from controller.clock import US_PER_S, FakeClock
@@ -199,6 +199,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="eais-lifecycle-"))
         self.ctx, self.clock = open_context(self.root)
+        self.heartbeats = HeartbeatBook(self.ctx)
         self.account = create_account(self.ctx, "alice", balance=Decimal(BALANCE_MICRO) / 1_000_000,
                                       real_name_verified=True).account_id
         for node_id in NODES:
@@ -559,8 +560,14 @@ class LifecycleMachine(RuleBasedStateMachine):
         elif reregister:
             register_vm(self.ctx, vm_info(agent_id), self.account)
         else:
-            record_heartbeat(self.ctx, AgentIdentity(kind, agent_id))
+            self._beat(kind, agent_id)
         model.online, model.silent, model.deadline_us = True, False, self.now + INTERVAL_S * US_PER_S
+
+    def _beat(self, kind: AgentKind, agent_id: str) -> None:
+        """A heartbeat as the agent link takes it: answered into the book, then the book flushed."""
+        session_hash = current_session_hashes(self.ctx, [(kind.value, agent_id)])[(kind.value, agent_id)]
+        self.heartbeats.beat(AgentIdentity(kind, agent_id), session_hash)
+        assert self.heartbeats.flush() == 1
 
     # ---- time, the reconciler, the ledger ----------------------------------------------------
 
@@ -589,7 +596,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             for kind, agents in ((AgentKind.NODE, self.nodes), (AgentKind.VM, self.vms)):
                 for agent_id, model in agents.items():
                     if not model.silent:
-                        record_heartbeat(self.ctx, AgentIdentity(kind, agent_id))
+                        self._beat(kind, agent_id)
                         model.online, model.deadline_us = True, self.now + INTERVAL_S * US_PER_S
         run = {"whole pass": reconcile_once, "heartbeat expiry": expire_heartbeats,
                "timeouts": time_out_stuck_instances, "ledger": lambda ctx: close_hours(ctx, settle_us=0)}.get(then)

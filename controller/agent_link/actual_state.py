@@ -20,6 +20,7 @@ from enum import StrEnum
 from sqlmodel import Session
 
 from controller.agent_link import attachment_progress as progress
+from controller.changes import touch_node
 from controller.clock import US_PER_S
 from controller.context import ControllerContext
 from controller.errors import InvalidParameter, NoPermission
@@ -181,6 +182,7 @@ def _settle_released_slice(session: Session, row: Slice, report: SliceReport, no
     row.draining = False
     row.instance_id = None
     session.add(row)
+    touch_node(session, row.node_id)  # its desired state goes from "release" to "idle"
 
 
 def _slice_rules(

@@ -8,15 +8,20 @@ Attaching or InUse.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from sqlmodel import Session, select
 
 from controller.context import ControllerContext
+from controller.db import in_chunks
 from controller.key_store import SecretBox
 from controller.states import SERVING, Status
 from controller.tables import Attachment, Instance, Node, Slice
+
+T = TypeVar("T", Instance, Attachment, Node)
 
 
 class SliceRole(StrEnum):
@@ -73,17 +78,27 @@ class VmDesired:
 
 
 def node_desired_state(ctx: ControllerContext, node_id: str) -> NodeDesired:
+    return node_desired_states(ctx, [node_id])[node_id]
+
+
+def node_desired_states(ctx: ControllerContext, node_ids: Collection[str]) -> dict[str, NodeDesired]:
+    """The desired state of each node, in a few queries however many nodes (the streams' resync)."""
+    slices: list[Slice] = []
     with ctx.db.read() as session:
-        slices = list(session.exec(select(Slice).where(Slice.node_id == node_id).order_by(Slice.id)).all())
-        instances = _instances_by_id(session, [row.instance_id for row in slices if row.instance_id])
-        attachments = _attachments_by_id(
-            session, [i.attachment_id for i in instances.values() if i.attachment_id and i.status in SERVING]
-        )
-    local_ids = {row.id: row.id.removeprefix(f"{node_id}/") for row in slices}
-    return NodeDesired(
-        node_id,
-        tuple(_slice_desired(row, local_ids[row.id], instances, attachments, ctx.box) for row in slices),
-    )
+        for chunk in in_chunks(node_ids):
+            slices.extend(session.exec(select(Slice).where(Slice.node_id.in_(chunk))).all())
+        instances = _by_id(session, Instance, [row.instance_id for row in slices if row.instance_id])
+        serving = [i.attachment_id for i in instances.values() if i.attachment_id and i.status in SERVING]
+        attachments = _by_id(session, Attachment, serving)
+    by_node: dict[str, list[Slice]] = {node_id: [] for node_id in node_ids}
+    for row in sorted(slices, key=lambda row: row.id):
+        by_node[row.node_id].append(row)
+    return {
+        node_id: NodeDesired(node_id, tuple(
+            _slice_desired(row, row.id.removeprefix(f"{node_id}/"), instances, attachments, ctx.box) for row in rows
+        ))
+        for node_id, rows in by_node.items()
+    }
 
 
 def _slice_desired(
@@ -105,29 +120,35 @@ def _slice_desired(
 
 
 def vm_desired_state(ctx: ControllerContext, client_instance_id: str) -> VmDesired:
+    return vm_desired_states(ctx, [client_instance_id])[client_instance_id]
+
+
+def vm_desired_states(ctx: ControllerContext, client_instance_ids: Collection[str]) -> dict[str, VmDesired]:
+    """The desired state of each VM, in a few queries however many VMs (the streams' resync)."""
     with ctx.db.read() as session:
-        instance = session.exec(select(Instance).where(Instance.client_instance_id == client_instance_id)).first()
-        attachment = session.get(Attachment, instance.attachment_id) if instance and instance.attachment_id else None
+        instances = [row for chunk in in_chunks(client_instance_ids)
+                     for row in session.exec(select(Instance).where(Instance.client_instance_id.in_(chunk))).all()]
+        attachments = _by_id(session, Attachment, [i.attachment_id for i in instances if i.attachment_id])
+        nodes = _by_id(session, Node, [a.node_id for a in attachments.values()])
+    states = {vm_id: VmDesired(vm_id, None) for vm_id in client_instance_ids}
+    for instance in instances:
+        attachment = attachments.get(instance.attachment_id or "")
         # Defensive: only an attachment that binds this very VM is ever shown to it.
-        if instance is None or attachment is None or attachment.client_instance_id != client_instance_id:
-            return VmDesired(client_instance_id, None)
-        node = session.get(Node, attachment.node_id)
+        if attachment is not None and attachment.client_instance_id == instance.client_instance_id:
+            grant = _vm_grant(instance, attachment, nodes.get(attachment.node_id), ctx.box)
+            states[instance.client_instance_id] = VmDesired(instance.client_instance_id, grant)
+    return states
+
+
+def _vm_grant(instance: Instance, attachment: Attachment, node: Node | None, box: SecretBox) -> VmGrant:
     serving = instance.status in SERVING and attachment.ended_us is None
-    grant = VmGrant(
+    return VmGrant(
         instance_id=instance.id, instance_type=instance.instance_type, status=Status(instance.status),
         node_gateway_address=node.gateway_address if node else "", node_tf_version=node.tf_version if node else "",
-        attachment_id=attachment.id, token=ctx.box.open(attachment.token_ciphertext) if serving else "",
+        attachment_id=attachment.id, token=box.open(attachment.token_ciphertext) if serving else "",
     )
-    return VmDesired(client_instance_id, grant)
 
 
-def _instances_by_id(session: Session, ids: list[str]) -> dict[str, Instance]:
-    if not ids:
-        return {}
-    return {row.id: row for row in session.exec(select(Instance).where(Instance.id.in_(ids))).all()}
-
-
-def _attachments_by_id(session: Session, ids: list[str]) -> dict[str, Attachment]:
-    if not ids:
-        return {}
-    return {row.id: row for row in session.exec(select(Attachment).where(Attachment.id.in_(ids))).all()}
+def _by_id(session: Session, table: type[T], ids: list[str]) -> dict[str, T]:
+    rows = (row for chunk in in_chunks(ids) for row in session.exec(select(table).where(table.id.in_(chunk))).all())
+    return {row.id: row for row in rows}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
 import grpc
@@ -22,32 +22,33 @@ ERROR_CODE_KEY = "x-eais-error-code"
 
 
 def translate_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a servicer method (unary or server-streaming) to map errors to statuses."""
-    if inspect.isgeneratorfunction(method):
+    """Decorate an async servicer method (unary, or server-streaming as an async generator)."""
+    if inspect.isasyncgenfunction(method):
 
         @functools.wraps(method)
-        def streaming(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        async def streaming(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                yield from method(self, request, context)
+                async for message in method(self, request, context):
+                    yield message
             except Exception as exc:  # noqa: BLE001 - the boundary: everything becomes a status
-                _abort(context, exc, method.__name__)
+                await _abort(context, exc, method.__name__)
 
         return streaming
 
     @functools.wraps(method)
-    def unary(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Awaitable[Any]:
         try:
-            return method(self, request, context)
+            return await method(self, request, context)
         except Exception as exc:  # noqa: BLE001 - the boundary: everything becomes a status
-            _abort(context, exc, method.__name__)
+            await _abort(context, exc, method.__name__)
 
     return unary
 
 
-def _abort(context: grpc.ServicerContext, exc: Exception, method_name: str) -> NoReturn:
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception, method_name: str) -> NoReturn:
     if isinstance(exc, EaisError):
         context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code),))
-        context.abort(exc.spec.grpc_status, exc.message)
+        await context.abort(exc.spec.grpc_status, exc.message)
     log.exception("AgentLink.%s failed unexpectedly", method_name, exc_info=exc)
     context.set_trailing_metadata(((ERROR_CODE_KEY, "InternalError"),))
-    context.abort(grpc.StatusCode.INTERNAL, f"The controller failed while handling {method_name}; see its log.")
+    await context.abort(grpc.StatusCode.INTERNAL, f"The controller failed while handling {method_name}; see its log.")

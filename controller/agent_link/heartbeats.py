@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import random
 
-from sqlalchemy import update
 from sqlmodel import Session, select
 
 from controller.agent_link.attachment_progress import (
@@ -19,9 +18,9 @@ from controller.agent_link.attachment_progress import (
     detach_done_if_both_ends_let_go,
     end_attachment,
 )
-from controller.agent_link.sessions import AgentIdentity, AgentKind
 from controller.clock import US_PER_S, to_datetime
 from controller.context import ControllerContext
+from controller.leadership import Term, fence
 from controller.lifecycle import apply
 from controller.settings import LifecycleSettings
 from controller.states import LOST_WITH_NODE, Event, IllegalTransition, Status
@@ -36,34 +35,25 @@ def next_heartbeat_deadline_us(timing: LifecycleSettings, now_us: int, rng: rand
     return now_us + round((timing.heartbeat_interval_s + jitter_s) * US_PER_S)
 
 
-def record_heartbeat(ctx: ControllerContext, agent: AgentIdentity, rng: random.Random | None = None) -> int:
-    """Mark the agent alive and return its next deadline (epoch microseconds)."""
-    now = ctx.clock.now_us()
-    deadline = next_heartbeat_deadline_us(ctx.settings.lifecycle, now, rng)
-    table = Node if agent.kind is AgentKind.NODE else ClientInstance
-    with ctx.db.write() as session:
-        session.execute(
-            update(table)
-            .where(table.id == agent.agent_id)
-            .values(online=True, last_seen_us=now, heartbeat_deadline_us=deadline)
-        )
-    return deadline
+def expire_heartbeats(ctx: ControllerContext, term: Term | None = None) -> list[str]:
+    """Mark agents silent past deadline + grace offline; ids of the nodes, then the VMs, marked.
 
-
-def expire_heartbeats(ctx: ControllerContext) -> list[str]:
-    """Mark agents silent past deadline + grace offline; ids of the nodes, then the VMs, marked."""
+    With ``term`` (the reconciler's lease), every write first checks the term is still current.
+    """
     now = ctx.clock.now_us()
     cutoff = now - round(ctx.settings.lifecycle.heartbeat_grace_s * US_PER_S)
     with ctx.db.read() as session:
         overdue = list(session.exec(select(Node.id).where(Node.online, Node.heartbeat_deadline_us < cutoff)).all())
-    lost_nodes = [node_id for node_id in overdue if _lose_node(ctx, node_id, cutoff)]
-    return lost_nodes + _mark_silent_vms_offline(ctx, cutoff)
+    lost_nodes = [node_id for node_id in overdue if _lose_node(ctx, node_id, cutoff, term)]
+    return lost_nodes + _mark_silent_vms_offline(ctx, cutoff, term)
 
 
-def _lose_node(ctx: ControllerContext, node_id: str, cutoff_us: int) -> bool:
+def _lose_node(ctx: ControllerContext, node_id: str, cutoff_us: int, term: Term | None) -> bool:
     """One transaction per node: offline, and node_lost for every instance on its slices."""
     try:
         with ctx.db.write() as session:
+            if term is not None:
+                fence(session, term)
             node = session.get(Node, node_id)
             if node is None or not node.online or node.heartbeat_deadline_us >= cutoff_us:
                 return False  # it beat again since we looked
@@ -100,9 +90,9 @@ def _lose_instance(session: Session, instance: Instance, now_us: int, reason: st
     apply(session, instance, Event.NODE_LOST, now_us=now_us, reason=reason)
 
 
-def _mark_silent_vms_offline(ctx: ControllerContext, cutoff_us: int) -> list[str]:
+def _mark_silent_vms_offline(ctx: ControllerContext, cutoff_us: int, term: Term | None) -> list[str]:
     try:
-        silent = _take_silent_vms_offline(ctx, cutoff_us)
+        silent = _take_silent_vms_offline(ctx, cutoff_us, term)
     except IllegalTransition as exc:  # raced with another writer; the next pass retries
         log.warning("could not mark silent VMs offline this pass: %s", exc)
         return []
@@ -111,8 +101,10 @@ def _mark_silent_vms_offline(ctx: ControllerContext, cutoff_us: int) -> list[str
     return [vm.id for vm in silent]
 
 
-def _take_silent_vms_offline(ctx: ControllerContext, cutoff_us: int) -> list[ClientInstance]:
+def _take_silent_vms_offline(ctx: ControllerContext, cutoff_us: int, term: Term | None) -> list[ClientInstance]:
     with ctx.db.write() as session:
+        if term is not None:
+            fence(session, term)
         silent = list(
             session.exec(
                 select(ClientInstance).where(ClientInstance.online, ClientInstance.heartbeat_deadline_us < cutoff_us)

@@ -17,9 +17,10 @@ from controller.agent_ca import AgentCA, load_or_create_agent_ca
 from controller.agent_link.heartbeats import next_heartbeat_deadline_us
 from controller.agent_link.registration_rules import NodeInfo, SliceOfferInfo, VmInfo, check_node, check_vm
 from controller.agent_link.sessions import AgentKind, new_session_token, session_token_hash
+from controller.changes import touch_session, touch_vm
 from controller.context import ControllerContext
 from controller.errors import NoPermission
-from controller.tables import ClientInstance, Node, Slice
+from controller.tables import ClientInstance, Instance, Node, Slice, slice_id_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +33,6 @@ class Registration:
     heartbeat_deadline_us: int
     gateway_certificate_pem: str = ""
     ca_certificate_pem: str = ""
-
-
-def slice_id_for(node_id: str, local_id: str) -> str:
-    return f"{node_id}/{local_id}"
 
 
 def register_node(
@@ -62,6 +59,9 @@ def register_node(
         session.add(node)
         session.flush()  # the node row must exist before slices reference it
         _sync_slices(session, info.node_id, info.slices)
+        touch_session(session, "node", info.node_id)
+        for client_id in _clients_served_by(session, info.node_id):  # they dial its gateway address
+            touch_vm(session, client_id)
     return Registration(AgentKind.NODE, info.node_id, token, deadline, certificate, ca.certificate_pem)
 
 
@@ -79,6 +79,13 @@ def _sync_slices(session: Session, node_id: str, offers: tuple[SliceOfferInfo, .
     gone = existing - offered.keys()
     if gone:
         session.execute(delete(Slice).where(Slice.id.in_(gone), Slice.instance_id.is_(None)))
+
+
+def _clients_served_by(session: Session, node_id: str) -> list[str]:
+    return list(session.exec(
+        select(Instance.client_instance_id).join(Slice, Slice.instance_id == Instance.id)
+        .where(Slice.node_id == node_id, Instance.client_instance_id.is_not(None))
+    ).all())
 
 
 def register_vm(
@@ -108,5 +115,6 @@ def register_vm(
             }
         )
         session.add(vm)
+        touch_session(session, "vm", info.client_instance_id)
     ca = ca or load_or_create_agent_ca(ctx.settings)
     return Registration(AgentKind.VM, info.client_instance_id, token, deadline, "", ca.certificate_pem)

@@ -133,9 +133,8 @@ def _slice_message(state: SliceDesired) -> pb.SliceDesiredState:
         gpu_index=state.gpu_index, memory_mib=state.memory_mib, role=_ROLES[state.role],
     )
     if state.role is SliceRole.SERVE:
-        message.instance.CopyFrom(pb.AssignedInstance(
-            instance_id=state.instance_id, instance_type=state.instance_type, status=INSTANCE_STATUSES[state.instance_status]
-        ))
+        message.instance.CopyFrom(pb.AssignedInstance(instance_id=state.instance_id, instance_type=state.instance_type,
+                                                      status=INSTANCE_STATUSES[state.instance_status]))
     if state.attachment is not None:
         message.attachment.CopyFrom(pb.NodeAttachment(
             attachment_id=state.attachment.attachment_id, attachment_token=state.attachment.token,

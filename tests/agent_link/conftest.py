@@ -11,6 +11,7 @@ import pytest
 
 from agent.controller_trust import ControllerTrust
 from controller.agent_link import WatchTiming, create_grpc_server
+from controller.agent_link.server import AgentLinkServer
 from controller.clock import FakeClock
 from controller.context import ControllerContext
 from controller.settings import ControllerSettings, LifecycleSettings
@@ -45,6 +46,7 @@ class Link:
     port: int
     stub: agents_pb2_grpc.AgentLinkStub
     trust: ControllerTrust  # what an agent of this controller is given
+    server: AgentLinkServer
 
     @property
     def target(self) -> str:
@@ -53,9 +55,9 @@ class Link:
 
 @pytest.fixture
 def link(ctx: ControllerContext) -> Iterator[Link]:
-    server, port = create_grpc_server(ctx, watch=WatchTiming(poll_s=0.05, resend_s=60.0))
+    server, port = create_grpc_server(ctx, watch=WatchTiming(resync_s=0.5, resend_s=60.0))
     server.start()
     channel = secure_channel(ctx.settings, f"127.0.0.1:{port}")
-    yield Link(port, agents_pb2_grpc.AgentLinkStub(channel), trust_for(ctx.settings))
+    yield Link(port, agents_pb2_grpc.AgentLinkStub(channel), trust_for(ctx.settings), server)
     channel.close()
     server.stop(grace=None).wait(5)

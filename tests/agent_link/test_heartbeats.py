@@ -36,6 +36,7 @@ def test_heartbeat_returns_a_deadline_between_interval_and_interval_plus_jitter(
         assert now + 10 * US_PER_S <= deadline.deadline_us <= now + 12 * US_PER_S
         assert 10_000 <= deadline.beat_within_ms <= 12_000
     assert len({d.deadline_us for d in deadlines}) > 1, "the jitter should spread deadlines"
+    assert link.server.flush_heartbeats() == 1  # twenty beats of one agent: its newest is written
     with ctx.db.read() as db:
         node = db.get(Node, "node-1")
     assert node.last_seen_us == now and node.heartbeat_deadline_us == deadlines[-1].deadline_us
@@ -86,6 +87,7 @@ def test_a_lost_node_that_beats_again_recovers_its_instances_only_once_it_report
     expire_heartbeats(ctx)
 
     link.stub.Heartbeat(pb.HeartbeatRequest(), metadata=bearer(session))
+    link.server.flush_heartbeats()
     with ctx.db.read() as db:
         assert db.get(Node, "node-1").online
     assert status_of(ctx, instance_id) == Status.UNAVAILABLE

@@ -48,7 +48,7 @@ def start_link(tmp_path: Path) -> Iterator[StartLink]:
         settings = ControllerSettings(db_url=f"sqlite:///{tmp_path}/c.db", state_dir=tmp_path / state,
                                       node_token=NODE_TOKEN, **values)
         ctx = ControllerContext.open(settings)
-        server, port = create_grpc_server(ctx, address, watch=WatchTiming(poll_s=0.05, resend_s=60.0))
+        server, port = create_grpc_server(ctx, address, watch=WatchTiming(resync_s=0.5, resend_s=60.0))
         server.start()
         running.append(ServedLink(server, ctx, f"127.0.0.1:{port}"))
         return running[-1]

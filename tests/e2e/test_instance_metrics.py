@@ -88,7 +88,7 @@ class Agents:
 
 @pytest.fixture
 def agents(live_api, account) -> Iterator[Agents]:
-    server, port = create_grpc_server(live_api.ctx, watch=WatchTiming(poll_s=0.05, resend_s=60.0))
+    server, port = create_grpc_server(live_api.ctx, watch=WatchTiming(resync_s=0.5, resend_s=60.0))
     server.start()
     channel = secure_channel(live_api.ctx.settings, f"127.0.0.1:{port}")
     link = Agents(agents_pb2_grpc.AgentLinkStub(channel))

@@ -95,7 +95,7 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]
     ctx = ControllerContext.open(settings, SystemClock())
     # Frequent resends and reports (node_settings): one made for the idle slice just before a create
     # must not skip Starting, since reports name the instance they are about.
-    server, port = create_grpc_server(ctx, watch=WatchTiming(poll_s=0.05, resend_s=0.5))
+    server, port = create_grpc_server(ctx, watch=WatchTiming(resync_s=0.5, resend_s=0.5))
     server.start()
     yield Controller(ctx, f"127.0.0.1:{port}")
     server.stop(grace=None).wait(5)

@@ -57,7 +57,7 @@ def controller(tmp_path: Path) -> Iterator[Controller]:
     settings = load_settings(db_url=f"sqlite:///{tmp_path / 'controller.db'}", state_dir=tmp_path / "state",
                              node_token=NODE_TOKEN)
     ctx = ControllerContext.open(settings, SystemClock())  # VM agents sign with the real clock
-    server, port = create_grpc_server(ctx, watch=WatchTiming(poll_s=0.05, resend_s=5.0))
+    server, port = create_grpc_server(ctx, watch=WatchTiming(resync_s=0.5, resend_s=5.0))
     server.start()
     yield Controller(ctx, port)
     server.stop(grace=None).wait(5)
