@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -30,6 +31,7 @@ from controller.changes import NOTIFY_CHANNEL, ChangeHub, encode_payloads, touch
 from controller.errors import ServiceBusy, StorageFull, StorageReadOnly, StorageUnreachable
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -58,10 +60,13 @@ def _prepare_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # noqa: ANN001, ANN202
         options = connection.get_execution_options()
+        if not options.get("eais_write", False):
+            connection.exec_driver_sql("BEGIN")  # a read: durability settings do not apply
+            return
         # FULL: a committed change survives power loss. NORMAL (lazy): it survives a crash of this
         # process, and reaches the disk with the next FULL commit or checkpoint.
         connection.exec_driver_sql("PRAGMA synchronous=" + ("NORMAL" if options.get("eais_lazy_sync") else "FULL"))
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("eais_write", False) else "BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -133,6 +138,24 @@ class Database:
         with storage_errors(), self._read_engine.connect() as connection:
             yield connection
 
+    def write_if_needed(self, act: Callable[[Session], T]) -> T:
+        """Run ``act`` in a read transaction; only if it tries to change something, run it again in a write one.
+
+        For work that usually finds nothing to change (agents' periodic reports): it then never waits for,
+        or holds, the database's one writer. ``act`` must be repeatable (build its result afresh each run).
+        """
+        try:
+            with self.read() as session:
+                _refuse_writes(session)
+                result = act(session)
+                if session.new or session.dirty or session.deleted:
+                    raise _WriteNeeded
+                return result
+        except _WriteNeeded:
+            pass
+        with self.write() as session:
+            return act(session)
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         with storage_errors(), Session(self.engine, expire_on_commit=False) as session:
@@ -154,6 +177,22 @@ class Database:
         self.engine.dispose()
         if self._lazy_write_engine.engine is not self.engine:
             self._lazy_write_engine.engine.dispose()
+
+
+class _WriteNeeded(Exception):
+    """A dry run in a read transaction reached a write."""
+
+
+def _refuse_writes(session: Session) -> None:
+    def on_statement(state) -> None:  # noqa: ANN001 - an ORMExecuteState
+        if state.is_insert or state.is_update or state.is_delete:
+            raise _WriteNeeded
+
+    def on_flush(*_args: object) -> None:
+        raise _WriteNeeded
+
+    event.listen(session, "do_orm_execute", on_statement)
+    event.listen(session, "before_flush", on_flush)
 
 
 IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's limit on bound parameters

@@ -32,8 +32,11 @@ class RpcEndpoint:
         self.ctx = ctx
         self.keys = KeyRing(ctx)
         self.window = timedelta(seconds=ctx.settings.api.signature_window_s)
-        # Few threads: handlers are short and CPU-bound, and more threads only fight over the GIL.
+        # Few threads: handlers are short and CPU-bound, and more threads only fight over the GIL. Reads get
+        # their own: a read never queues behind writes waiting for the database's one writer.
         self._executor = ThreadPoolExecutor(max_workers=ctx.settings.api.handler_threads, thread_name_prefix="eais-api")
+        self._read_executor = ThreadPoolExecutor(max_workers=ctx.settings.api.handler_threads,
+                                                 thread_name_prefix="eais-api-read")
 
     async def __call__(self, request: Request) -> JSONResponse:
         request_id = new_request_id()
@@ -44,7 +47,9 @@ class RpcEndpoint:
                 query=parse_query(request.scope.get("query_string", b"")),
                 headers=headers_from_raw(request.scope["headers"]), body=body,
             )
-            payload = await asyncio.get_running_loop().run_in_executor(self._executor, self.handle, rpc, request_id)
+            # The claimed action only picks the pool; handle() verifies the signature that covers it.
+            executor = self._read_executor if claimed_action(rpc) in READ_ONLY_ACTIONS else self._executor
+            payload = await asyncio.get_running_loop().run_in_executor(executor, self.handle, rpc, request_id)
             return self._answer(200, {"RequestId": request_id, **payload}, request_id)
         except EaisError as error:
             return self._error(error, request_id)
