@@ -19,6 +19,7 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -124,6 +125,7 @@ class _SimulatedAgent:
     def __init__(self, link: AsyncControllerLink, say: Say, beats: BeatBook | None = None) -> None:
         self.link, self._say, self.beats = link, say, beats or BeatBook()
         self.registered = asyncio.Event()
+        self.last_beat_at = self.last_desired_at = 0.0  # monotonic: the controller answered / sent last
         self._deadline = 0.0  # monotonic time by which the controller wants the next beat
         self._last_report: object = None
         self._last_report_at = 0.0
@@ -138,6 +140,7 @@ class _SimulatedAgent:
             beating = asyncio.create_task(self._beat(stop))
             try:
                 async for desired in self.link.desired_states(stop):
+                    self.last_desired_at = time.monotonic()
                     await self._follow(desired)
             finally:
                 beating.cancel()
@@ -157,7 +160,7 @@ class _SimulatedAgent:
         if not answered:
             self.beats.failed += 1
             return
-        now = time.monotonic()
+        now = self.last_beat_at = time.monotonic()
         self.beats.answered += 1
         if now > self._deadline:
             self.beats.late += 1
@@ -216,11 +219,14 @@ class SimulatedNode(_SimulatedAgent):
 
 
 class SimulatedVm(_SimulatedAgent):
-    """A VM agent whose channel to the node is proven at once and closed on detach."""
+    """A VM agent whose channel to the node is proven at once (or ``prove_after_s`` later) and closed on detach."""
 
-    def __init__(self, link: AsyncControllerLink, say: Say = say_line, beats: BeatBook | None = None) -> None:
+    def __init__(self, link: AsyncControllerLink, say: Say = say_line, beats: BeatBook | None = None,
+                 *, prove_after_s: float = 0.0) -> None:
         super().__init__(link, say, beats)
         self._shown: tuple[str, int] = ("", pb.INSTANCE_STATUS_UNSPECIFIED)
+        self._prove_after_s = prove_after_s  # a slow channel; math.inf: one that never opens
+        self._proving: dict[str, asyncio.Task] = {}
 
     def _announce(self) -> None:
         vm = self.link.registration.vm
@@ -230,8 +236,17 @@ class SimulatedVm(_SimulatedAgent):
     async def _follow(self, desired: pb.DesiredState) -> None:
         self._show_change(desired.vm)
         report = simulated_channel_state(desired.vm)
-        if report.channel != pb.CHANNEL_STATE_IDLE:
+        if report.channel == pb.CHANNEL_STATE_PROVEN and self._prove_after_s:
+            if report.attachment_id not in self._proving:
+                self._proving[report.attachment_id] = asyncio.create_task(self._prove_later(report))
+        elif report.channel != pb.CHANNEL_STATE_IDLE:
             await self._report(pb.ActualStateReport(observed_us=time.time_ns() // 1000, vm=report))
+
+    async def _prove_later(self, report: pb.VmActualState) -> None:
+        if math.isinf(self._prove_after_s):
+            return
+        await asyncio.sleep(self._prove_after_s)
+        await self._report(pb.ActualStateReport(observed_us=time.time_ns() // 1000, vm=report))
 
     def _show_change(self, desired: pb.VmDesiredState) -> None:
         grant = desired.attachment
