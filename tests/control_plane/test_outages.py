@@ -137,3 +137,4 @@ def _create_refusal(cluster: Cluster):  # noqa: ANN202
     except Exception as error:  # noqa: BLE001
         return error
     return None
+

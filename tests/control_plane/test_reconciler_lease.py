@@ -11,9 +11,7 @@ from controller.leadership import LeaseLost, Term, current_lease, fence, hold_le
 from controller.reconciler import ReconcilerThread
 from controller.settings import LifecycleSettings
 from controller.states import Event, Status
-from tests.agent_link.builders import (
-    begin_attach, create_instance_on_slice, given_node, given_vm, move, new_account, status_of,
-)
+from tests.agent_link.builders import begin_attach, create_instance_on_slice, given_node, given_vm, move, new_account, status_of
 
 
 def test_the_first_replica_to_ask_holds_the_lease_and_a_second_is_refused(ctx) -> None:
