@@ -60,6 +60,8 @@ def _prepare_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # noqa: ANN001, ANN202
         options = connection.get_execution_options()
+        if options.get("eais_autocommit", False):
+            return  # each statement is its own transaction (pysqlite does not open one by itself here)
         if not options.get("eais_write", False):
             connection.exec_driver_sql("BEGIN")  # a read: durability settings do not apply
             return
@@ -77,6 +79,7 @@ class Database:
         self.changes = ChangeHub()
         self.origin = secrets.token_hex(6)  # tells this process's own NOTIFY apart from other replicas'
         self.is_postgresql = not is_sqlite(self.url)
+        self.disposed = False
         if is_sqlite(self.url):
             self._ensure_sqlite_dir()
             self.engine = create_engine(
@@ -97,7 +100,8 @@ class Database:
                 connect_args={"options": "-c synchronous_commit=off -c plan_cache_mode=force_custom_plan"},
             )
         self._write_engine = self.engine.execution_options(eais_write=True)
-        self._read_engine = self.engine if is_sqlite(self.url) else self._lazy_write_engine
+        self._read_engine = (self.engine.execution_options(eais_autocommit=True) if is_sqlite(self.url)
+                             else self._lazy_write_engine)
         # SQLite allows one writer; queueing our own threads on a lock beats SQLite's sleep-and-retry.
         self._write_lock = threading.Lock() if is_sqlite(self.url) else contextlib.nullcontext()
 
@@ -133,8 +137,8 @@ class Database:
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
-        """Core reads for hot paths. On PostgreSQL each statement is its own snapshot (autocommit):
-        no BEGIN/ROLLBACK round trips, at the price of a count and a page read a moment apart."""
+        """Core reads for hot paths. Each statement is its own snapshot (autocommit): no BEGIN/ROLLBACK
+        round trips, at the price of a count and a page read a moment apart."""
         with storage_errors(), self._read_engine.connect() as connection:
             yield connection
 
@@ -147,6 +151,7 @@ class Database:
         try:
             with self.read() as session:
                 _refuse_writes(session)
+                session.info[DRY_RUN] = True
                 result = act(session)
                 if session.new or session.dirty or session.deleted:
                     raise _WriteNeeded
@@ -174,9 +179,13 @@ class Database:
                 connection.exec_driver_sql("ANALYZE")
 
     def dispose(self) -> None:
+        self.disposed = True  # background writers (read-only nonces) stop
         self.engine.dispose()
         if self._lazy_write_engine.engine is not self.engine:
             self._lazy_write_engine.engine.dispose()
+
+
+DRY_RUN = "eais.dry_run"  # session.info flag: write_if_needed's read-only first run
 
 
 class _WriteNeeded(Exception):

@@ -98,7 +98,7 @@ class ReadNonceBook:
 
     def _flush_forever(self) -> None:
         failing = False
-        while not self._stopped.wait(self._every_s):
+        while not self._stopped.wait(self._every_s) and not self._db.disposed:
             try:
                 self.flush()
             except Exception as error:  # noqa: BLE001 - kept in memory; the next flush tries again

@@ -17,6 +17,7 @@ slice rolls back only that slice and the next report retries it. A VM's report i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -26,7 +27,7 @@ from controller.agent_link import attachment_progress as progress
 from controller.changes import touch_node
 from controller.clock import US_PER_S
 from controller.context import ControllerContext
-from controller.db import in_chunks
+from controller.db import DRY_RUN, in_chunks
 from controller.errors import InvalidParameter, NoPermission
 from controller.lifecycle import apply
 from controller.states import Event, IllegalTransition, Status
@@ -96,9 +97,10 @@ def apply_node_report(ctx: ControllerContext, node_id: str, reports: Sequence[Sl
     def act(session: Session) -> ReportOutcome:
         outcome, now = ReportOutcome(), ctx.clock.now_us()
         _load_node_picture(session, node_id)
+        dry_run = session.info.get(DRY_RUN, False)  # nothing to roll back: no savepoints
         for report in reports:
             try:
-                with session.begin_nested():
+                with nullcontext() if dry_run else session.begin_nested():
                     transitions = _act_on_slice(session, node_id, report, now, outcome.notes, sample_gap_us)
             except IllegalTransition as exc:  # another writer moved the instance first; the next report retries
                 outcome.notes.append(f"slice {report.slice_id}: not applied, the instance changed meanwhile ({exc}); "
