@@ -96,7 +96,7 @@ def apply_node_report(ctx: ControllerContext, node_id: str, reports: Sequence[Sl
 
     def act(session: Session) -> ReportOutcome:
         outcome, now = ReportOutcome(), ctx.clock.now_us()
-        _load_node_picture(session, node_id)
+        picture = _load_node_picture(session, node_id)  # held: the session's identity map only refers weakly
         dry_run = session.info.get(DRY_RUN, False)  # nothing to roll back: no savepoints
         for report in reports:
             try:
@@ -107,22 +107,26 @@ def apply_node_report(ctx: ControllerContext, node_id: str, reports: Sequence[Sl
                                      "report again")
                 continue
             outcome.transitions.extend(transitions)
+        del picture
         return outcome
 
     return ctx.db.write_if_needed(act)
 
 
-def _load_node_picture(session: Session, node_id: str) -> None:
+def _load_node_picture(session: Session, node_id: str) -> list[object]:
     """The node, its slices, their instances and current attachments into the session, in four queries:
-    the rules' ``session.get`` calls then find them without a query of their own."""
-    session.get(Node, node_id)
+    the rules' ``session.get`` calls then find them without a query of their own, as long as the
+    caller holds the returned rows."""
+    rows: list[object] = [session.get(Node, node_id)]
     slices = session.exec(select(Slice).where(Slice.node_id == node_id)).all()
-    instance_ids = [row.instance_id for row in slices if row.instance_id]
-    for chunk in in_chunks(instance_ids):
+    rows += slices
+    for chunk in in_chunks(row.instance_id for row in slices if row.instance_id):
         instances = session.exec(select(Instance).where(Instance.id.in_(chunk))).all()
+        rows += instances
         attachment_ids = [instance.attachment_id for instance in instances if instance.attachment_id]
         if attachment_ids:
-            session.exec(select(Attachment).where(Attachment.id.in_(attachment_ids))).all()
+            rows += session.exec(select(Attachment).where(Attachment.id.in_(attachment_ids))).all()
+    return rows
 
 
 def apply_vm_report(ctx: ControllerContext, client_instance_id: str, report: ChannelReport) -> ReportOutcome:
