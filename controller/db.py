@@ -122,6 +122,8 @@ class Database:
                         session.execute(text("SELECT pg_notify(:channel, :payload)"),
                                         {"channel": NOTIFY_CHANNEL, "payload": payload})
         self.changes.publish(changes)  # after the commit, so woken readers see the new state
+        for callback in session.info.get(AFTER_COMMIT, ()):
+            callback()
 
     @contextmanager
     def write_connection(self, *, lazy_sync: bool = False) -> Iterator[Connection]:
@@ -186,6 +188,12 @@ class Database:
 
 
 DRY_RUN = "eais.dry_run"  # session.info flag: write_if_needed's read-only first run
+AFTER_COMMIT = "eais.after_commit"  # session.info list: what to do once this write transaction committed
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's write transaction has committed (never if it rolls back)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 class _WriteNeeded(Exception):

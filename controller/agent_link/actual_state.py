@@ -98,7 +98,7 @@ def apply_node_report(ctx: ControllerContext, node_id: str, reports: Sequence[Sl
         outcome, now = ReportOutcome(), ctx.clock.now_us()
         picture = _load_node_picture(session, node_id)  # held: the session's identity map only refers weakly
         dry_run = session.info.get(DRY_RUN, False)  # nothing to roll back: no savepoints
-        for report in reports:
+        for report in sorted(reports, key=lambda r: r.slice_id):  # rows locked in one order: no deadlock
             try:
                 with nullcontext() if dry_run else session.begin_nested():
                     transitions = _act_on_slice(session, node_id, report, now, outcome.notes, sample_gap_us)
@@ -241,6 +241,7 @@ def _node_attaching_rules(
     if report.worker is WorkerState.FAILED:
         reason = f"{_node_said(node.id, report)}: {report.failure_reason or 'no reason given'}"
         return progress.fail_attach(session, instance, attachment, now, reason)
+    attachment = progress.locked(session, attachment)
     if attachment.node_ready_us is None:
         attachment.node_ready_us = now
         session.add(attachment)
@@ -251,6 +252,7 @@ def _node_let_go(session: Session, node: Node, instance: Instance, now: int, sai
     attachment = progress.current_attachment(session, instance)
     if attachment is None:
         return []
+    attachment = progress.locked(session, attachment)
     if attachment.node_ready_us is not None:
         attachment.node_ready_us = None  # the node's end is done (see attachment_progress)
         session.add(attachment)
@@ -276,11 +278,13 @@ def _act_on_channel(
         reason = f"{said}: {report.failure_reason or 'no reason given'}"
         return progress.fail_attach(session, instance, attachment, now, reason)
     if report.channel is ChannelState.PROVEN and instance.status == Status.ATTACHING:
+        attachment = progress.locked(session, attachment)
         if attachment.vm_ready_us is None:
             attachment.vm_ready_us = now
             session.add(attachment)
         return progress.attach_ready_if_both_ends_ready(session, instance, attachment, now)
     if report.channel is ChannelState.CLOSED and instance.status == Status.DETACHING:
+        attachment = progress.locked(session, attachment)
         if attachment.vm_ready_us is not None:
             attachment.vm_ready_us = None  # the VM's end is done (see attachment_progress)
             session.add(attachment)

@@ -7,12 +7,19 @@ The two ends of an attachment leave their marks on its row:
   cleared mark during Detaching always means "this end is done".
 - ``ended_us`` / ``end_reason``: set once, when the binding ends (failed, detached, node lost).
 Instances move only through ``controller.lifecycle.apply``.
+
+The two ends report to any replica, in transactions of their own that may run at the same time:
+each end marks the row only once it holds the row's lock (:func:`locked`), so the second to
+commit always sees the first's mark (without it, two concurrent reports could each see the other
+end not ready, and the attach would wait for the next periodic report).
 """
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlmodel import Session
 
+from controller.db import DRY_RUN
 from controller.lifecycle import apply
 from controller.states import Event, Status
 from controller.tables import Attachment, Instance, Transition
@@ -26,6 +33,14 @@ def current_attachment(session: Session, instance: Instance) -> Attachment | Non
     if attachment is None or attachment.instance_id != instance.id or attachment.ended_us is not None:
         return None
     return attachment
+
+
+def locked(session: Session, attachment: Attachment) -> Attachment:
+    """The attachment re-read under a row lock (SELECT ... FOR UPDATE; SQLite's one writer is lock enough)."""
+    if session.info.get(DRY_RUN):  # a read-only first run: nothing is marked in it, so nothing to lock
+        return attachment
+    statement = select(Attachment).where(Attachment.id == attachment.id).with_for_update()
+    return session.execute(statement.execution_options(populate_existing=True)).scalar_one()
 
 
 def end_attachment(session: Session, attachment: Attachment, now_us: int, reason: str) -> None:
