@@ -18,6 +18,7 @@ import uvicorn
 
 from controller.agent_link.server import AgentLinkServer, create_grpc_server
 from controller.api.app import create_app
+from controller.api.http_server import uvicorn_config
 from controller.api_workers import spawn_api_workers, stop_api_workers
 from controller.change_listener import PipeChangeReader, PostgresChangeListener
 from controller.context import ControllerContext
@@ -97,8 +98,7 @@ def start_controller(ctx: ControllerContext, *, reconcile: bool = True, api_proc
             PipeChangeReader(ctx.db.changes, read_fd).start()
     grpc_server, grpc_port = create_grpc_server(ctx, f"{settings.grpc_host}:{settings.grpc_port}")
     grpc_server.start()
-    config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
+    config = uvicorn_config(create_app(ctx), settings, graceful_shutdown_s=5)
     reconciler = ReconcilerThread(ctx)
     if reconcile:
         reconciler.start()

@@ -1,4 +1,4 @@
-"""The controller's HTTP application: EAIS RPC on ``/``, admin REST under ``/admin``."""
+"""The controller's HTTP application: EAIS RPC on ``/``, admin REST under ``/admin``, ``/healthz``."""
 
 from __future__ import annotations
 
