@@ -22,6 +22,7 @@ from controller.api.http_server import uvicorn_config
 from controller.api_workers import spawn_api_workers, stop_api_workers
 from controller.change_listener import PipeChangeReader, PostgresChangeListener
 from controller.context import ControllerContext
+from controller.observability.registry import share_between_processes
 from controller.reconciler import ReconcilerThread
 
 log = logging.getLogger("eais.controller")
@@ -91,6 +92,7 @@ def start_controller(ctx: ControllerContext, *, reconcile: bool = True, api_proc
     # Workers are separate interpreters (not forks), started before gRPC's threads exist.
     workers = []
     if api_processes > 1:
+        share_between_processes()  # /metrics adds up every API process's counts, whichever answers
         read_fd, write_fd = os.pipe() if not ctx.db.is_postgresql else (None, None)
         workers = spawn_api_workers(settings, api_socket, api_processes - 1, changes_fd=write_fd)
         if read_fd is not None:
