@@ -10,13 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from controller.context import ControllerContext
-from controller.errors import (
-    AccessKeyInactive,
-    AccessKeyNotFound,
-    AccountNameTaken,
-    AccountNotFound,
-    InvalidParameter,
-)
+from controller.errors import AccessKeyInactive, AccessKeyNotFound, AccountNameTaken, AccountNotFound, InvalidParameter
 from controller.ids import new_access_key_id, new_account_id, new_secret
 from controller.money import amount_micro, check_balance_micro
 from controller.tables import AccessKey, Account, SeenNonce

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 
-import controller.errors as errors
+from controller import errors
 from controller.errors import ERROR_TABLE, DomainError, EaisError, leaf_error_classes, spec_for
 
 README = Path(__file__).resolve().parents[1] / "README.md"

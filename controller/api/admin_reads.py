@@ -6,13 +6,7 @@ from sqlmodel import select
 
 from controller import ledger
 from controller.accounts import list_accounts
-from controller.api.admin_models import (
-    AccountPublic,
-    BillItemPublic,
-    ClientInstancePublic,
-    NodePublic,
-    TransitionPublic,
-)
+from controller.api.admin_models import AccountPublic, BillItemPublic, ClientInstancePublic, NodePublic, TransitionPublic
 from controller.clock import to_datetime
 from controller.context import ControllerContext
 from controller.errors import InstanceNotFound

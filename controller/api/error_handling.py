@@ -20,15 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 
 from controller.api.request_outcome import Outcome, outcome_of
-from controller.errors import (
-    EaisError,
-    InternalError,
-    InvalidParameter,
-    MethodNotAllowed,
-    MissingParameter,
-    RequestTooLarge,
-    UnknownAction,
-)
+from controller.errors import EaisError, InternalError, InvalidParameter, MethodNotAllowed, MissingParameter, RequestTooLarge, UnknownAction
 
 log = logging.getLogger("eais.api")
 

@@ -74,8 +74,8 @@ def share_between_processes() -> Path:
     os.environ[SHARED_DIR_ENV] = str(directory)
     values.ValueClass = values.MultiProcessValue()  # what prometheus-client picks at import when the variable is set
     for metric in _declared:
-        if not metric._labelnames:  # noqa: SLF001 - a metric without labels made its value when declared: remake it
-            metric._metric_init()  # noqa: SLF001
+        if not metric._labelnames:  # a metric without labels made its value when declared, in memory: remake it
+            metric._metric_init()
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     return directory
 

@@ -22,7 +22,6 @@ from controller.server import bind_api_socket
 from controller.settings import ControllerSettings
 from tests.api.sdk_capture import v2_client, v3_client
 
-
 WATCHED_LOGGERS = ("", "uvicorn", "uvicorn.error", "eais")
 
 

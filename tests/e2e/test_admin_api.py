@@ -159,9 +159,9 @@ def test_the_cli_refuses_the_same_amounts_with_the_same_message(tmp_path, balanc
     cli = [sys.executable, "-m", "controller.cli", "account"]
     where = ["--db", f"sqlite:///{tmp_path}/c.db", "--state-dir", str(tmp_path / "state")]
 
-    done = subprocess.run([*cli, "create", *where, "--name", "grace", f"--balance={balance}"],
+    done = subprocess.run([*cli, "create", *where, "--name", "grace", f"--balance={balance}"], check=False,
                           capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
-    listed = subprocess.run([*cli, "list", *where], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    listed = subprocess.run([*cli, "list", *where], check=False, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
 
     assert done.returncode == 1 and "Balance" in done.stderr and "Traceback" not in done.stderr
     assert json.loads(listed.stdout) == []

@@ -21,7 +21,7 @@ from tests.api.sdk_capture import acs3_request_signed_by_sdk
 from tests.fleet_rows import add_node
 
 TYPE = "eais.ei-a6.2xlarge"
-def signed_create_eai(endpoint: str, account) -> bytes:  # noqa: ANN001
+def signed_create_eai(endpoint: str, account) -> bytes:
     """A CreateEai the v3 SDK's signer signed, as the bytes of one HTTP request."""
     query = {"RegionId": "cn-hangzhou", "InstanceType": TYPE, "InstanceName": "after-hang-up"}
     headers = {"host": endpoint, "x-acs-action": "CreateEai", "x-acs-version": "2019-06-24",
@@ -51,7 +51,7 @@ def database_writes_held(db_url: str) -> Iterator[None]:
         conn.rollback()
 
 
-def instances_named(ctx, name: str) -> list[Instance]:  # noqa: ANN001
+def instances_named(ctx, name: str) -> list[Instance]:
     with ctx.db.read() as session:
         return list(session.exec(select(Instance).where(Instance.name == name)).all())
 

@@ -129,7 +129,7 @@ def test_any_request_head_gets_a_documented_answer(endpoint, method, target, hea
 
 
 def test_a_bug_is_answered_internal_error_and_its_traceback_names_the_request(live_api, account, log, monkeypatch):
-    def broken(call):  # noqa: ANN001, ANN202 - a handler with a bug in it
+    def broken(call):
         raise ZeroDivisionError("division by zero")
 
     monkeypatch.setitem(HANDLERS, "DescribeRegions", broken)

@@ -29,7 +29,7 @@ def client(live_api, account):
     return live_api.v2(account)
 
 
-def in_xml(client, request, fmt: str = "xml") -> tuple[int, dict, ElementTree.Element]:  # noqa: ANN001
+def in_xml(client, request, fmt: str = "xml") -> tuple[int, dict, ElementTree.Element]:
     """The v2 SDK's raw answer to ``request`` asked in ``fmt`` (do_action_with_exception always asks JSON)."""
     request.set_protocol_type("http")
     request.set_accept_format(fmt)
