@@ -68,6 +68,7 @@ class AsyncControllerLink:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._token: str | None = None
         self._beat_in_s = 1.0
+        self.last_beat_within_s = 0.0  # the time the controller allowed until the next beat, last it said
         self._watch_call: grpc.aio.UnaryStreamCall | None = None
         self._register_lock: asyncio.Lock | None = None
         self._closing = False
@@ -108,6 +109,7 @@ class AsyncControllerLink:
             lambda stub, metadata: stub.Heartbeat(pb.HeartbeatRequest(), metadata=metadata, timeout=self._timeout_s)
         )
         self._beat_in_s = _beat_delay_s(response.heartbeat)
+        self.last_beat_within_s = response.heartbeat.beat_within_ms / 1000
         return response
 
     async def report(self, report: pb.ActualStateReport) -> pb.ReportAck:
@@ -191,6 +193,7 @@ class AsyncControllerLink:
             raise
         self._token = response.session_token
         self._beat_in_s = _beat_delay_s(response.heartbeat)
+        self.last_beat_within_s = response.heartbeat.beat_within_ms / 1000
         self.last_registration = response
         return response
 

@@ -4,13 +4,22 @@ Use it to drive the EAIS API end to end before real hosts exist. Everything it r
 it is simulated: nodes report backend "simulated" and accelerator model "simulated (no
 accelerator)". A simulated node prepares slices and "starts workers" instantly; a simulated VM
 "proves" its channel without sending any traffic. Run ``python -m agent.simulated_fleet --help``.
+
+The agents are coroutines on one event loop (``AsyncControllerLink``), each with a TCP connection
+of its own as real hosts would have, so one process drives thousands of them; they count how
+their heartbeats went (answered after the deadline the controller set = late). Threaded callers
+(tests) run a few with :class:`AgentsInThread`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import hashlib
+import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -18,11 +27,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
-from agent.controller_link import AccessKey, ControllerLink, LinkRefused, NodeToken
+from agent.controller_link_async import AsyncControllerLink, controller_targets
+from agent.link_auth import AccessKey, NodeToken
+from agent.link_errors import LinkRefused
 from agent.controller_trust import PLAINTEXT_WARNING, ControllerTrustError, controller_trust
 from agent.instance_status import status_name
 from protos.eais.v1 import agents_pb2 as pb
@@ -35,6 +47,7 @@ DEFAULT_SLICE_TYPES_GIB = {
     "eais.ei-a6.large": 4, "eais.ei-a6.medium": 2,
 }
 Say = Callable[[str], None]
+REPORT_REPEAT_S = 30.0
 
 
 def say_line(text: str) -> None:
@@ -93,51 +106,90 @@ def simulated_channel_state(desired: pb.VmDesiredState) -> pb.VmActualState:
     return pb.VmActualState(attachment_id=grant.attachment_id, channel=pb.CHANNEL_STATE_PROVEN, round_trip_us=1)
 
 
+@dataclass
+class BeatBook:
+    """How the fleet's heartbeats went, as the agents saw them (late: answered after the deadline)."""
+
+    answered: int = 0
+    late: int = 0
+    failed: int = 0
+    worst_late_s: float = 0.0
+
+    def as_json(self) -> dict[str, float]:
+        return {"answered": self.answered, "late": self.late, "failed": self.failed, "worst_late_s": self.worst_late_s}
+
+
 class _SimulatedAgent:
-    """Register, beat, follow the desired state, report: the loop both simulated agents share."""
+    """Register, beat, follow the desired state, report: the loop both simulated agents share (asyncio)."""
 
-    def __init__(self, link: ControllerLink, say: Say) -> None:
-        self.link, self._say = link, say
+    def __init__(self, link: AsyncControllerLink, say: Say, beats: BeatBook | None = None) -> None:
+        self.link, self._say, self.beats = link, say, beats or BeatBook()
+        self.registered = asyncio.Event()
+        self.last_beat_at = self.last_desired_at = 0.0  # monotonic: the controller answered / sent last
+        self._deadline = 0.0  # monotonic time by which the controller wants the next beat
+        self._last_report: object = None
+        self._last_report_at = 0.0
 
-    def run(self, stop: threading.Event) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
         try:
-            if self.link.register_until_done(stop) is None:
+            if await self.link.register_until_done(stop) is None:
                 return
+            self._deadline = time.monotonic() + self.link.last_registration.heartbeat.beat_within_ms / 1000
             self._announce()
-            beating = threading.Thread(target=self._beat, args=(stop,), name=f"beat-{self.link.agent_id}", daemon=True)
-            beating.start()
-            for desired in self.link.desired_states(stop):
-                self._follow(desired)
+            self.registered.set()
+            beating = asyncio.create_task(self._beat(stop))
+            try:
+                async for desired in self.link.desired_states(stop):
+                    self.last_desired_at = time.monotonic()
+                    await self._follow(desired)
+            finally:
+                beating.cancel()
         except LinkRefused as refusal:
             self._say(f"{self.link.agent_id or 'agent'}: {refusal}")
 
-    def close(self) -> None:
-        self.link.close()
+    async def close(self) -> None:
+        await self.link.close()
 
-    def _beat(self, stop: threading.Event) -> None:
+    async def _beat(self, stop: asyncio.Event) -> None:
         try:
-            self.link.run_heartbeats(stop)
+            await self.link.run_heartbeats(stop, self._count_beat)
         except LinkRefused as refusal:
             self._say(f"{self.link.agent_id}: heartbeats stopped: {refusal}")
 
-    def _report(self, report: pb.ActualStateReport) -> None:
+    def _count_beat(self, answered: bool) -> None:
+        if not answered:
+            self.beats.failed += 1
+            return
+        now = self.last_beat_at = time.monotonic()
+        self.beats.answered += 1
+        if now > self._deadline:
+            self.beats.late += 1
+            self.beats.worst_late_s = max(self.beats.worst_late_s, now - self._deadline)
+        self._deadline = now + self.link.last_beat_within_s
+
+    async def _report(self, report: pb.ActualStateReport) -> None:
+        """Send what changed at once, and the same picture again every REPORT_REPEAT_S, as real agents do."""
+        picture = report.node if report.HasField("node") else report.vm
+        if picture == self._last_report and time.monotonic() - self._last_report_at < REPORT_REPEAT_S:
+            return
         try:
-            self.link.report(report)
+            await self.link.report(report)
+            self._last_report, self._last_report_at = picture, time.monotonic()
         except (grpc.RpcError, ValueError) as error:  # level-triggered: the next report repeats it
             logging.getLogger(__name__).warning("%s: report not delivered: %s", self.link.agent_id, error)
 
     def _announce(self) -> None:
         raise NotImplementedError
 
-    def _follow(self, desired: pb.DesiredState) -> None:
+    async def _follow(self, desired: pb.DesiredState) -> None:
         raise NotImplementedError
 
 
 class SimulatedNode(_SimulatedAgent):
     """A node agent with backend "simulated": slices ready at once, workers that start instantly."""
 
-    def __init__(self, link: ControllerLink, say: Say = say_line) -> None:
-        super().__init__(link, say)
+    def __init__(self, link: AsyncControllerLink, say: Say = say_line, beats: BeatBook | None = None) -> None:
+        super().__init__(link, say, beats)
         self._shown: dict[str, tuple[str, str, str]] = {}
 
     def _announce(self) -> None:
@@ -145,10 +197,10 @@ class SimulatedNode(_SimulatedAgent):
         self._say(f"registered node {node.node_id} (simulated, no accelerator) with {len(node.slices)} slices "
                   f"in {node.zone_id}")
 
-    def _follow(self, desired: pb.DesiredState) -> None:
+    async def _follow(self, desired: pb.DesiredState) -> None:
         for entry in desired.node.slices:
             self._show_change(entry)
-        self._report(pb.ActualStateReport(
+        await self._report(pb.ActualStateReport(
             observed_us=time.time_ns() // 1000,
             node=pb.NodeActualState(slices=[simulated_slice_state(s) for s in desired.node.slices]),
         ))
@@ -167,22 +219,34 @@ class SimulatedNode(_SimulatedAgent):
 
 
 class SimulatedVm(_SimulatedAgent):
-    """A VM agent whose channel to the node is proven at once and closed on detach."""
+    """A VM agent whose channel to the node is proven at once (or ``prove_after_s`` later) and closed on detach."""
 
-    def __init__(self, link: ControllerLink, say: Say = say_line) -> None:
-        super().__init__(link, say)
-        self._shown: tuple[str, str] = ("", "")
+    def __init__(self, link: AsyncControllerLink, say: Say = say_line, beats: BeatBook | None = None,
+                 *, prove_after_s: float = 0.0) -> None:
+        super().__init__(link, say, beats)
+        self._shown: tuple[str, int] = ("", pb.INSTANCE_STATUS_UNSPECIFIED)
+        self._prove_after_s = prove_after_s  # a slow channel; math.inf: one that never opens
+        self._proving: dict[str, asyncio.Task] = {}
 
     def _announce(self) -> None:
         vm = self.link.registration.vm
         self._say(f"VM {vm.client_instance_id} registered (simulated; {vm.vcpu} vCPU, {vm.memory_mib} MiB, "
                   f"{vm.zone_id}, {vm.vpc_id}/{vm.vswitch_id})")
 
-    def _follow(self, desired: pb.DesiredState) -> None:
+    async def _follow(self, desired: pb.DesiredState) -> None:
         self._show_change(desired.vm)
         report = simulated_channel_state(desired.vm)
-        if report.channel != pb.CHANNEL_STATE_IDLE:
-            self._report(pb.ActualStateReport(observed_us=time.time_ns() // 1000, vm=report))
+        if report.channel == pb.CHANNEL_STATE_PROVEN and self._prove_after_s:
+            if report.attachment_id not in self._proving:
+                self._proving[report.attachment_id] = asyncio.create_task(self._prove_later(report))
+        elif report.channel != pb.CHANNEL_STATE_IDLE:
+            await self._report(pb.ActualStateReport(observed_us=time.time_ns() // 1000, vm=report))
+
+    async def _prove_later(self, report: pb.VmActualState) -> None:
+        if math.isinf(self._prove_after_s):
+            return
+        await asyncio.sleep(self._prove_after_s)
+        await self._report(pb.ActualStateReport(observed_us=time.time_ns() // 1000, vm=report))
 
     def _show_change(self, desired: pb.VmDesiredState) -> None:
         grant = desired.attachment
@@ -205,21 +269,74 @@ def simulated_vm_id(access_key_id: str, region_id: str, number: int) -> str:
     return f"i-sim{digest}{number:02d}"
 
 
-def build_fleet(options: argparse.Namespace, say: Say = say_line) -> list[_SimulatedAgent]:
+# Each simulated agent gets a TCP connection of its own, as real agents on separate hosts have.
+OWN_CONNECTION = (("grpc.use_local_subchannel_pool", 1),)
+
+
+def build_fleet(options: argparse.Namespace, say: Say = say_line, beats: BeatBook | None = None) -> list[_SimulatedAgent]:
     zone = options.zone or f"{options.region}-a"
+    beats = beats or BeatBook()
     fleet: list[_SimulatedAgent] = []
     token = NodeToken(_node_token(options))
-    for number in range(1, options.nodes + 1):
+    targets = controller_targets(options.controller)
+
+    def link(request: pb.RegisterRequest, credentials: NodeToken | AccessKey) -> AsyncControllerLink:
+        first = len(fleet) % len(targets) if options.spread else 0  # --spread: agent n dials address n first
+        return AsyncControllerLink(targets[first:] + targets[:first], request, credentials, trust=options.trust,
+                                   channel_options=OWN_CONNECTION)
+
+    for number in range(options.first_number, options.first_number + options.nodes):
         request = node_registration(f"sim-{options.region}-node{number}", options.region, zone,
                                     options.instance_types, options.slices_per_type)
-        fleet.append(SimulatedNode(ControllerLink(options.controller, request, token, trust=options.trust), say))
+        fleet.append(SimulatedNode(link(request, token), say, beats))
     if options.vms:
         key = AccessKey(options.access_key_id, options.access_key_secret)
-        for number in range(1, options.vms + 1):
+        for number in range(options.first_number, options.first_number + options.vms):
             request = vm_registration(simulated_vm_id(key.access_key_id, options.region, number), options.region,
                                       zone, options.vpc_id, options.vswitch_id, options.vcpu, options.memory_mib)
-            fleet.append(SimulatedVm(ControllerLink(options.controller, request, key, trust=options.trust), say))
+            fleet.append(SimulatedVm(link(request, key), say, beats))
     return fleet
+
+
+async def run_fleet(fleet: list[_SimulatedAgent], stop: asyncio.Event, *, start_per_s: float = 0.0) -> None:
+    """Run every agent until ``stop``; with ``start_per_s``, agents start that many a second (no herd)."""
+    tasks = []
+    for agent in fleet:
+        tasks.append(asyncio.create_task(agent.run(stop)))
+        if start_per_s > 0:
+            await asyncio.sleep(1 / start_per_s)
+        if stop.is_set():
+            break
+    await stop.wait()
+    await close_all(fleet)
+    await asyncio.wait(tasks, timeout=5)
+
+
+class AgentsInThread:
+    """Simulated agents on an event loop of their own thread, for threaded callers."""
+
+    def __init__(self, agents: list[_SimulatedAgent]) -> None:
+        self.agents = agents
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="simulated-agents", daemon=True)
+        self._thread.start()
+        self._tasks = [asyncio.run_coroutine_threadsafe(agent.run(self._stop), self._loop) for agent in agents]
+
+    def alive(self) -> bool:
+        return not all(task.done() for task in self._tasks)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            asyncio.run_coroutine_threadsafe(close_all(self.agents), self._loop).result(timeout_s)
+            concurrent.futures.wait(self._tasks, timeout=timeout_s)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout_s)
+
+
+async def close_all(agents: list[_SimulatedAgent]) -> None:
+    await asyncio.gather(*(agent.close() for agent in agents), return_exceptions=True)
 
 
 def _node_token(options: argparse.Namespace) -> str:
@@ -245,7 +362,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Run simulated node and VM agents against a controller over the real agent protocol. "
         "They declare themselves simulated (backend 'simulated', no accelerator). Stop with Ctrl-C.",
     )
-    parser.add_argument("--controller", default="127.0.0.1:50051", help="controller gRPC address (default %(default)s)")
+    parser.add_argument("--controller", default="127.0.0.1:50051",
+                        help="controller gRPC address, or several comma-separated (replicas; an agent moves to the next "
+                        "when one does not answer) (default %(default)s)")
+    parser.add_argument("--spread", action="store_true",
+                        help="with several --controller addresses, agent n dials address n first (as DNS round robin "
+                        "would), instead of every agent the first")
     parser.add_argument("--controller-ca", type=Path, default=os.environ.get("EAIS_CONTROLLER_CA_FILE"),
                         help="the controller's agent CA, its STATE_DIR/agent-ca.crt: the link is TLS "
                         "(env EAIS_CONTROLLER_CA_FILE)")
@@ -272,6 +394,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--vswitch-id", default="vsw-simulated", help="vSwitch of the VMs (default %(default)s)")
     parser.add_argument("--vcpu", type=int, default=4, help="vCPUs of each VM (default %(default)s)")
     parser.add_argument("--memory-mib", type=int, default=8192, help="memory of each VM in MiB (default %(default)s)")
+    parser.add_argument("--first-number", type=int, default=1,
+                        help="number of the first node and VM (default %(default)s): give each fleet process its own range")
+    parser.add_argument("--start-per-s", type=float, default=200.0,
+                        help="agents started per second, so a large fleet does not arrive at once (default %(default)s; "
+                        "0: all at once)")
+    parser.add_argument("--quiet", action="store_true", help="no line per agent; only the fleet's status lines")
+    parser.add_argument("--stats-file", type=Path, help="write the fleet's counts (registered, heartbeats answered, "
+                        "late, failed) to this JSON file every --stats-every-s")
+    parser.add_argument("--stats-every-s", type=float, default=5.0, help="how often the status line and --stats-file "
+                        "are written (default %(default)s)")
     return parser
 
 
@@ -293,27 +425,45 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    fleet = build_fleet(options)
     if options.trust.is_plaintext:
         say_line(PLAINTEXT_WARNING)
-    stop = threading.Event()
-    # Both signals only set the event: a KeyboardInterrupt arriving before the wait loop (the agents
-    # may print "registered" first) would skip the clean stop and leave gRPC streams open at exit.
+    return asyncio.run(_serve_fleet(options))
+
+
+async def _serve_fleet(options: argparse.Namespace) -> int:
+    beats = BeatBook()
+    fleet = build_fleet(options, (lambda _text: None) if options.quiet else say_line, beats)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    threads = [threading.Thread(target=agent.run, args=(stop,), daemon=True) for agent in fleet]
-    for thread in threads:
-        thread.start()
+        loop.add_signal_handler(signum, stop.set)
     say_line(f"simulated fleet of {options.nodes} node(s) and {options.vms} VM(s) -> {options.controller}; Ctrl-C stops")
-    while not stop.is_set() and any(thread.is_alive() for thread in threads):
-        stop.wait(0.5)
-    stop.set()
-    for agent in fleet:
-        agent.close()
-    for thread in threads:
-        thread.join(timeout=5)
+    reporting = asyncio.create_task(_report_progress(fleet, beats, options, stop))
+    await run_fleet(fleet, stop, start_per_s=options.start_per_s)
+    await reporting
     say_line("simulated fleet stopped")
-    return 0 if not any(t.is_alive() for t in threads) else 1
+    return 0
+
+
+async def _report_progress(fleet: list[_SimulatedAgent], beats: BeatBook, options: argparse.Namespace,
+                           stop: asyncio.Event) -> None:
+    """A status line (and the --stats-file) every few seconds: how many registered, how the beats go."""
+    shown = None
+    while not stop.is_set():
+        registered = sum(agent.registered.is_set() for agent in fleet)
+        stats = {"agents": len(fleet), "registered": registered, "heartbeats": beats.as_json()}
+        if options.stats_file is not None:
+            partial = options.stats_file.with_suffix(".partial")
+            partial.write_text(json.dumps(stats))
+            partial.replace(options.stats_file)
+        if (registered, beats.late, beats.failed) != shown:
+            shown = (registered, beats.late, beats.failed)
+            say_line(f"fleet: {registered}/{len(fleet)} registered; heartbeats {beats.answered} answered, "
+                     f"{beats.late} late, {beats.failed} failed")
+        try:
+            await asyncio.wait_for(stop.wait(), options.stats_every_s)
+        except TimeoutError:
+            pass
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import os
 import socket
 import statistics
@@ -22,17 +21,14 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
-from urllib.parse import quote, urlencode
 
 import httpx
 import psycopg
-from alibabacloud_tea_openapi.utils import Utils as OpenApiUtils
 from sqlalchemy import insert
 
+from benchmarks.signed_requests import signed_request
 from controller.accounts import NewAccount, create_account
 from controller.context import ControllerContext
 from controller.settings import load_settings
@@ -80,18 +76,7 @@ def signed_requests(endpoint: str, key: NewAccount, count: int, *, tag_filter: b
         query = {"RegionId": REGION, "PageSize": "20", "PageNumber": str(1 + n % 50)}  # pages across all 10,000
         if tag_filter:
             query = {"RegionId": REGION, "Tag.1.Key": "shard", "Tag.1.Value": str(n % 10)}  # 1,000 match
-        headers = {
-            "host": endpoint, "x-acs-version": "2019-06-24", "x-acs-action": "DescribeEais",
-            "x-acs-date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "x-acs-signature-nonce": uuid.uuid4().hex, "accept": "application/json",
-            "x-acs-content-sha256": hashlib.sha256(b"").hexdigest(),
-        }
-        sdk_request = SimpleNamespace(method="POST", pathname="/", query=query, headers=dict(headers))
-        headers["authorization"] = OpenApiUtils.get_authorization(
-            sdk_request, "ACS3-HMAC-SHA256", headers["x-acs-content-sha256"], key.access_key_id, key.access_key_secret)
-        lines = [f"POST /?{urlencode(query, quote_via=quote)} HTTP/1.1", "content-length: 0"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        out.append(("\r\n".join(lines) + "\r\n\r\n").encode())
+        out.append(signed_request(endpoint, key.access_key_id, key.access_key_secret, "DescribeEais", query))
     return out
 
 

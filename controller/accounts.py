@@ -125,10 +125,13 @@ _INSERT_NONCE = insert(SeenNonce.__table__)
 def remember_nonce(ctx: ControllerContext, access_key_id: str, nonce: str, seen_us: int, *, durable: bool = True) -> bool:
     """Record a nonce; False when it was already used (the primary key refuses the second insert).
 
-    ``durable=False`` is for read-only actions: replaying one after a power loss changes nothing.
+    ``durable=False`` is for read-only actions, whose replay changes nothing: checked without a write,
+    and stored in batches (``controller.read_nonces``).
     """
+    if not durable:
+        return ctx.read_nonces.remember(access_key_id, nonce, seen_us)
     try:
-        with ctx.db.write_connection(lazy_sync=not durable) as conn:  # Core, not the ORM: every request
+        with ctx.db.write_connection() as conn:  # Core, not the ORM: every request
             conn.execute(_INSERT_NONCE, {"access_key_id": access_key_id, "nonce": nonce, "seen_us": seen_us})
     except IntegrityError:
         return False

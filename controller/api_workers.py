@@ -21,6 +21,7 @@ from controller.api.app import create_app
 from controller.api.http_server import uvicorn_config
 from controller.change_listener import forward_changes_to_pipe
 from controller.context import ControllerContext
+from controller.gc_tuning import freeze_startup_objects
 from controller.settings import ControllerSettings
 
 SETTINGS_ENV = "EAIS_WORKER_SETTINGS"
@@ -65,6 +66,7 @@ def _serve(fd: int, parent_pid: int, changes_fd: int) -> None:
     sock = socket.socket(fileno=fd)
     config = uvicorn_config(create_app(ctx), settings, graceful_shutdown_s=2)
     server = uvicorn.Server(config)
+    freeze_startup_objects()
     threading.Thread(target=_exit_with_parent, args=(server, parent_pid), daemon=True).start()
     server.run(sockets=[sock])
 

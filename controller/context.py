@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from controller.clock import Clock, SystemClock
 from controller.db import Database
 from controller.key_store import SecretBox, secret_box
+from controller.read_nonces import ReadNonceBook
 from controller.settings import ControllerSettings
 
 
@@ -16,6 +17,12 @@ class ControllerContext:
     db: Database
     box: SecretBox
     clock: Clock = field(default_factory=SystemClock)
+    read_nonces: ReadNonceBook | None = None
+
+    def __post_init__(self) -> None:
+        if self.read_nonces is None:
+            window_us = round(self.settings.api.signature_window_s * 1_000_000)
+            self.read_nonces = ReadNonceBook(self.db, window_us=window_us)
 
     @classmethod
     def open(cls, settings: ControllerSettings, clock: Clock | None = None, *, migrate: bool = True) -> ControllerContext:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -30,6 +31,7 @@ from controller.changes import NOTIFY_CHANNEL, ChangeHub, encode_payloads, touch
 from controller.errors import ServiceBusy, StorageFull, StorageReadOnly, StorageUnreachable
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -58,10 +60,15 @@ def _prepare_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # noqa: ANN001, ANN202
         options = connection.get_execution_options()
+        if options.get("eais_autocommit", False):
+            return  # each statement is its own transaction (pysqlite does not open one by itself here)
+        if not options.get("eais_write", False):
+            connection.exec_driver_sql("BEGIN")  # a read: durability settings do not apply
+            return
         # FULL: a committed change survives power loss. NORMAL (lazy): it survives a crash of this
         # process, and reaches the disk with the next FULL commit or checkpoint.
         connection.exec_driver_sql("PRAGMA synchronous=" + ("NORMAL" if options.get("eais_lazy_sync") else "FULL"))
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("eais_write", False) else "BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -72,6 +79,7 @@ class Database:
         self.changes = ChangeHub()
         self.origin = secrets.token_hex(6)  # tells this process's own NOTIFY apart from other replicas'
         self.is_postgresql = not is_sqlite(self.url)
+        self.disposed = False
         if is_sqlite(self.url):
             self._ensure_sqlite_dir()
             self.engine = create_engine(
@@ -92,7 +100,8 @@ class Database:
                 connect_args={"options": "-c synchronous_commit=off -c plan_cache_mode=force_custom_plan"},
             )
         self._write_engine = self.engine.execution_options(eais_write=True)
-        self._read_engine = self.engine if is_sqlite(self.url) else self._lazy_write_engine
+        self._read_engine = (self.engine.execution_options(eais_autocommit=True) if is_sqlite(self.url)
+                             else self._lazy_write_engine)
         # SQLite allows one writer; queueing our own threads on a lock beats SQLite's sleep-and-retry.
         self._write_lock = threading.Lock() if is_sqlite(self.url) else contextlib.nullcontext()
 
@@ -128,10 +137,29 @@ class Database:
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
-        """Core reads for hot paths. On PostgreSQL each statement is its own snapshot (autocommit):
-        no BEGIN/ROLLBACK round trips, at the price of a count and a page read a moment apart."""
+        """Core reads for hot paths. Each statement is its own snapshot (autocommit): no BEGIN/ROLLBACK
+        round trips, at the price of a count and a page read a moment apart."""
         with storage_errors(), self._read_engine.connect() as connection:
             yield connection
+
+    def write_if_needed(self, act: Callable[[Session], T]) -> T:
+        """Run ``act`` in a read transaction; only if it tries to change something, run it again in a write one.
+
+        For work that usually finds nothing to change (agents' periodic reports): it then never waits for,
+        or holds, the database's one writer. ``act`` must be repeatable (build its result afresh each run).
+        """
+        try:
+            with self.read() as session:
+                _refuse_writes(session)
+                session.info[DRY_RUN] = True
+                result = act(session)
+                if session.new or session.dirty or session.deleted:
+                    raise _WriteNeeded
+                return result
+        except _WriteNeeded:
+            pass
+        with self.write() as session:
+            return act(session)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -151,9 +179,29 @@ class Database:
                 connection.exec_driver_sql("ANALYZE")
 
     def dispose(self) -> None:
+        self.disposed = True  # background writers (read-only nonces) stop
         self.engine.dispose()
         if self._lazy_write_engine.engine is not self.engine:
             self._lazy_write_engine.engine.dispose()
+
+
+DRY_RUN = "eais.dry_run"  # session.info flag: write_if_needed's read-only first run
+
+
+class _WriteNeeded(Exception):
+    """A dry run in a read transaction reached a write."""
+
+
+def _refuse_writes(session: Session) -> None:
+    def on_statement(state) -> None:  # noqa: ANN001 - an ORMExecuteState
+        if state.is_insert or state.is_update or state.is_delete:
+            raise _WriteNeeded
+
+    def on_flush(*_args: object) -> None:
+        raise _WriteNeeded
+
+    event.listen(session, "do_orm_execute", on_statement)
+    event.listen(session, "before_flush", on_flush)
 
 
 IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's limit on bound parameters

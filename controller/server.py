@@ -22,6 +22,7 @@ from controller.api.http_server import uvicorn_config
 from controller.api_workers import spawn_api_workers, stop_api_workers
 from controller.change_listener import PipeChangeReader, PostgresChangeListener
 from controller.context import ControllerContext
+from controller.gc_tuning import freeze_startup_objects
 from controller.observability.registry import share_between_processes
 from controller.reconciler import ReconcilerThread
 
@@ -104,5 +105,6 @@ def start_controller(ctx: ControllerContext, *, reconcile: bool = True, api_proc
     reconciler = ReconcilerThread(ctx)
     if reconcile:
         reconciler.start()
+    freeze_startup_objects()
     return RunningController(ctx, api_port, grpc_port, uvicorn.Server(config), grpc_server, reconciler, api_socket,
                              workers, listeners)

@@ -47,9 +47,10 @@ from alibabacloud_eais20190624 import models as m
 from darabonba.exceptions import ResponseException
 from sqlalchemy import create_engine, text
 
-from agent.controller_link import ControllerLink, NodeToken
+from agent.controller_link import NodeToken
+from agent.controller_link_async import AsyncControllerLink
 from agent.controller_trust import ControllerTrust
-from agent.simulated_fleet import SimulatedNode, node_registration
+from agent.simulated_fleet import AgentsInThread, SimulatedNode, node_registration
 from controller.db import is_sqlite, normalise_url
 from tests.api.sdk_capture import v3_client
 from tests.controller_process import ControllerProcess, create_account_cli
@@ -180,30 +181,22 @@ def client_loop(ledger: Ledger, make_client: Callable[[], object], up: threading
 
 @dataclass
 class RunningNode:
-    stop: threading.Event
-    node: SimulatedNode
-    thread: threading.Thread
+    agents: AgentsInThread
     lines: list[str]
 
     def close(self) -> None:
-        self.stop.set()
-        self.node.close()
-        self.thread.join(timeout=10)
+        self.agents.stop()
 
 
 def start_node(controller: ControllerProcess) -> RunningNode:
     lines: list[str] = []
     request = node_registration("crash-node", REGION, ZONE, {TYPE: 2}, SLICES)
     trust = ControllerTrust.from_ca_file(controller.agent_ca_file)
-    node = SimulatedNode(ControllerLink(controller.grpc_target, request, NodeToken(controller.node_token), trust=trust),
-                         lines.append)
-    stop = threading.Event()
-    thread = threading.Thread(target=node.run, args=(stop,), name="simulated-node", daemon=True)
-    thread.start()
-    running = RunningNode(stop, node, thread, lines)
+    link = AsyncControllerLink(controller.grpc_target, request, NodeToken(controller.node_token), trust=trust)
+    running = RunningNode(AgentsInThread([SimulatedNode(link, lines.append)]), lines)
     deadline = time.monotonic() + 20
     while not any("registered node crash-node" in line for line in lines):
-        if time.monotonic() > deadline or not thread.is_alive():
+        if time.monotonic() > deadline or not running.agents.alive():
             running.close()
             raise AssertionError(f"the simulated node did not register: {lines}")
         time.sleep(0.05)

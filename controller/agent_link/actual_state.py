@@ -7,22 +7,27 @@ not name the slice's current instance: a node reports slices, and a report it ma
 picture of the slice (idle, or serving another instance) must not move a new instance, e.g. a
 READY made for the idle slice must not skip Starting. A released slice is freed only by a report
 naming no instance, one the node made after it acted on the release. Statuses change only through
-``controller.lifecycle.apply``; each slice (and the VM's report) is one transaction, so a lost
-race on one slice rolls back only that slice and the next report retries it.
+``controller.lifecycle.apply``. Most reports change nothing and a fleet sends many, so each is
+first worked out in a read transaction (``Database.write_if_needed``) and done again in a write
+transaction only when it changes something. A node's report loads the node's slices, instances
+and attachments in a few queries; each slice is a savepoint of its own, so a lost race on one
+slice rolls back only that slice and the next report retries it. A VM's report is one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from controller.agent_link import attachment_progress as progress
 from controller.changes import touch_node
 from controller.clock import US_PER_S
 from controller.context import ControllerContext
+from controller.db import DRY_RUN, in_chunks
 from controller.errors import InvalidParameter, NoPermission
 from controller.lifecycle import apply
 from controller.states import Event, IllegalTransition, Status
@@ -87,26 +92,61 @@ class ReportOutcome:
 def apply_node_report(ctx: ControllerContext, node_id: str, reports: Sequence[SliceReport]) -> ReportOutcome:
     """Act on a node's per-slice report; refuses slices of other nodes (PERMISSION_DENIED)."""
     _check_slice_ids(node_id, reports)
-    outcome = ReportOutcome()
     sample_gap_us = round(ctx.settings.lifecycle.usage_sample_interval_s * US_PER_S)
-    for report in reports:
-        _in_own_transaction(
-            ctx, outcome, f"slice {report.slice_id}",
-            lambda session, now, r=report: _act_on_slice(session, node_id, r, now, outcome.notes, sample_gap_us),
-        )
-    return outcome
+
+    def act(session: Session) -> ReportOutcome:
+        outcome, now = ReportOutcome(), ctx.clock.now_us()
+        picture = _load_node_picture(session, node_id)  # held: the session's identity map only refers weakly
+        dry_run = session.info.get(DRY_RUN, False)  # nothing to roll back: no savepoints
+        for report in reports:
+            try:
+                with nullcontext() if dry_run else session.begin_nested():
+                    transitions = _act_on_slice(session, node_id, report, now, outcome.notes, sample_gap_us)
+            except IllegalTransition as exc:  # another writer moved the instance first; the next report retries
+                outcome.notes.append(f"slice {report.slice_id}: not applied, the instance changed meanwhile ({exc}); "
+                                     "report again")
+                continue
+            outcome.transitions.extend(transitions)
+        del picture
+        return outcome
+
+    return ctx.db.write_if_needed(act)
+
+
+def _load_node_picture(session: Session, node_id: str) -> list[object]:
+    """The node, its slices, their instances and current attachments into the session, in four queries:
+    the rules' ``session.get`` calls then find them without a query of their own, as long as the
+    caller holds the returned rows."""
+    rows: list[object] = [session.get(Node, node_id)]
+    slices = session.exec(select(Slice).where(Slice.node_id == node_id)).all()
+    rows += slices
+    for chunk in in_chunks(row.instance_id for row in slices if row.instance_id):
+        instances = session.exec(select(Instance).where(Instance.id.in_(chunk))).all()
+        rows += instances
+        attachment_ids = [instance.attachment_id for instance in instances if instance.attachment_id]
+        if attachment_ids:
+            rows += session.exec(select(Attachment).where(Attachment.id.in_(attachment_ids))).all()
+    return rows
 
 
 def apply_vm_report(ctx: ControllerContext, client_instance_id: str, report: ChannelReport) -> ReportOutcome:
     """Act on a VM's channel report; refuses another VM's attachment (PERMISSION_DENIED)."""
-    outcome = ReportOutcome()
     if report.channel not in (ChannelState.PROVEN, ChannelState.FAILED, ChannelState.CLOSED):
-        return outcome  # idle / opening / unknown justify nothing
+        return ReportOutcome()  # idle / opening / unknown justify nothing
     if not report.attachment_id:
         raise InvalidParameter(f"A channel reported {report.channel} must name its attachment_id.")
-    _in_own_transaction(ctx, outcome, f"attachment {report.attachment_id}",
-                        lambda session, now: _act_on_channel(session, client_instance_id, report, now, outcome.notes))
-    return outcome
+
+    def act(session: Session) -> ReportOutcome:
+        outcome = ReportOutcome()
+        transitions = _act_on_channel(session, client_instance_id, report, ctx.clock.now_us(), outcome.notes)
+        outcome.transitions.extend(transitions)
+        return outcome
+
+    try:
+        return ctx.db.write_if_needed(act)
+    except IllegalTransition as exc:  # another writer moved the instance first; the next report retries
+        return ReportOutcome(notes=[f"attachment {report.attachment_id}: not applied, the instance changed meanwhile "
+                                    f"({exc}); report again"])
 
 
 def _check_slice_ids(node_id: str, reports: Sequence[SliceReport]) -> None:
@@ -119,18 +159,6 @@ def _check_slice_ids(node_id: str, reports: Sequence[SliceReport]) -> None:
         if report.slice_id in seen:
             raise InvalidParameter(f"Slice {report.slice_id!r} appears twice in one report; send one entry per slice.")
         seen.add(report.slice_id)
-
-
-def _in_own_transaction(
-    ctx: ControllerContext, outcome: ReportOutcome, subject: str, act: Callable[[Session, int], list[Transition]]
-) -> None:
-    try:
-        with ctx.db.write() as session:
-            transitions = act(session, ctx.clock.now_us())
-    except IllegalTransition as exc:  # another writer moved the instance first; the next report retries
-        outcome.notes.append(f"{subject}: not applied, the instance changed meanwhile ({exc}); report again")
-        return
-    outcome.transitions.extend(transitions)
 
 
 def _act_on_slice(

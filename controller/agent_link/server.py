@@ -77,8 +77,7 @@ class AgentLinkServer:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(START_TIMEOUT_S)
 
     async def _bind(self, address: str) -> int:
-        self._streams = StreamRegistry(self._ctx, self._loop)
-        self._streams.on_session_change = self.sessions.forget
+        self._streams = StreamRegistry(self._ctx, self._loop, self.sessions)
         self._server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -149,5 +148,7 @@ def create_grpc_server(
     rng: random.Random | None = None,
 ) -> tuple[AgentLinkServer, int]:
     """Build the server and bind ``address``; returns (server, bound port). Call ``server.start()``."""
-    server = AgentLinkServer(ctx, address, watch=watch or WatchTiming(), db_threads=db_threads, rng=rng)
+    life = ctx.settings.lifecycle
+    watch = watch or WatchTiming(resync_s=life.stream_resync_s, resend_s=life.stream_resend_s)
+    server = AgentLinkServer(ctx, address, watch=watch, db_threads=db_threads, rng=rng)
     return server, server.port

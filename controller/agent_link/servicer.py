@@ -86,8 +86,11 @@ class AgentLinkServicer(agents_pb2_grpc.AgentLinkServicer):
                 if stream.session_void:  # a newer Register ends this stream with UNAUTHENTICATED
                     await self._db(self._sessions.load, token)
                     stream.session_void = False
-                stream.wake.clear()
-                state = await self._db(self._desired_state, agent)
+                if stream.last_sent is None or stream.wake.is_set():  # woken: read the state; else a resend
+                    stream.wake.clear()
+                    state = await self._db(self._desired_state, agent)
+                else:
+                    state = stream.last_sent
                 if state != stream.last_sent or time.monotonic() - sent_at >= self._watch.resend_s:
                     yield self._desired_message(state)
                     stream.last_sent, sent_at = state, time.monotonic()

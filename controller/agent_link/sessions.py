@@ -121,6 +121,15 @@ class SessionCache:
             self._hash_of[key] = token_hash
             self._by_hash[token_hash] = (identity, time.monotonic())
 
+    def confirm(self, token_hashes: Iterable[str]) -> None:
+        """The database still holds these sessions (checked in bulk): their entries count as fresh again."""
+        now = time.monotonic()
+        with self._lock:
+            for token_hash in token_hashes:
+                entry = self._by_hash.get(token_hash)
+                if entry is not None:
+                    self._by_hash[token_hash] = (entry[0], now)
+
     def forget(self, kind: str, agent_id: str) -> None:
         """The agent's session changed (it registered again): its old token must be looked up anew."""
         with self._lock:

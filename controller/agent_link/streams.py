@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from controller.agent_link.desired_state import NodeDesired, VmDesired, node_desired_states, vm_desired_states
-from controller.agent_link.sessions import AgentIdentity, current_session_hashes
+from controller.agent_link.sessions import AgentIdentity, SessionCache, current_session_hashes
 from controller.changes import RESYNC_ALL, Change
 from controller.context import ControllerContext
 
@@ -42,11 +42,10 @@ class Stream:
 class StreamRegistry:
     """Streams by agent; lives on the agent link's event loop (only ``on_changes`` may be called off it)."""
 
-    def __init__(self, ctx: ControllerContext, loop: asyncio.AbstractEventLoop) -> None:
-        self._ctx, self._loop = ctx, loop
+    def __init__(self, ctx: ControllerContext, loop: asyncio.AbstractEventLoop, sessions: SessionCache) -> None:
+        self._ctx, self._loop, self._sessions = ctx, loop, sessions
         self._streams: dict[tuple[str, str], set[Stream]] = {}
         self.resync_requested = asyncio.Event()
-        self.on_session_change: Callable[[str, str], None] = lambda kind, agent_id: None
 
     def __len__(self) -> int:
         return sum(len(streams) for streams in self._streams.values())
@@ -73,7 +72,7 @@ class StreamRegistry:
             self.resync_requested.set()
         for change in changes:
             if change.session:
-                self.on_session_change(change.kind, change.agent_id)
+                self._sessions.forget(change.kind, change.agent_id)
             for stream in self._streams.get((change.kind, change.agent_id), ()):
                 stream.session_void = stream.session_void or change.session
                 stream.wake.set()
@@ -86,6 +85,7 @@ class StreamRegistry:
         keys = {stream.key for stream in streams}
         hashes, states = await run_in_db(self._bulk_read, keys)
         woken = 0
+        self._sessions.confirm(hashes.values())  # connected agents' sessions checked: no lookup one by one
         for stream in streams:
             stale_session = hashes.get(stream.key) != stream.token_hash
             if stale_session or (stream.last_sent is not None and states.get(stream.key) != stream.last_sent):

@@ -32,8 +32,11 @@ class RpcEndpoint:
         self.ctx = ctx
         self.keys = KeyRing(ctx)
         self.window = timedelta(seconds=ctx.settings.api.signature_window_s)
-        # Few threads: handlers are short and CPU-bound, and more threads only fight over the GIL.
+        # Few threads: handlers are short and CPU-bound, and more threads only fight over the GIL. Reads get
+        # their own: a read never queues behind writes waiting for the database's one writer.
         self._executor = ThreadPoolExecutor(max_workers=ctx.settings.api.handler_threads, thread_name_prefix="eais-api")
+        self._read_executor = ThreadPoolExecutor(max_workers=ctx.settings.api.handler_threads,
+                                                 thread_name_prefix="eais-api-read")
 
     async def __call__(self, request: Request) -> Response:
         outcome = outcome_of(request.scope)
@@ -43,11 +46,13 @@ class RpcEndpoint:
             query=parse_query(request.scope.get("query_string", b"")),
             headers=headers_from_raw(request.scope["headers"]), body=body,
         )
-        outcome.action = action_label(claimed_action(rpc))
+        claimed = claimed_action(rpc)
+        outcome.action = action_label(claimed)
         if is_form(rpc):
             outcome.response_format = requested_format(request.scope.get("query_string", b""), body)
-        action, payload = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self.handle, rpc, outcome.request_id)
+        # The claimed action only picks the pool; handle() verifies the signature that covers it.
+        executor = self._read_executor if claimed in READ_ONLY_ACTIONS else self._executor
+        action, payload = await asyncio.get_running_loop().run_in_executor(executor, self.handle, rpc, outcome.request_id)
         return success_response(action, payload, outcome.request_id, outcome.response_format)
 
     def handle(self, rpc: RpcRequest, request_id: str) -> tuple[str, dict]:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from agent.controller_link import AccessKey, ControllerLink, LinkRefused, NodeToken
+from agent.controller_link_async import AsyncControllerLink
 from agent.simulated_fleet import (
-    SimulatedNode, SimulatedVm, node_registration, parse_args, simulated_slice_state, vm_registration,
+    AgentsInThread, SimulatedNode, SimulatedVm, node_registration, parse_args, simulated_slice_state, vm_registration,
 )
 from controller.states import Event, Status
 from controller.tables import Node
@@ -37,32 +38,26 @@ def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
 
 @pytest.fixture
 def running(link) -> Iterator[Callable[[object], list[str]]]:  # noqa: ANN001
-    """Start simulated agents in threads; everything they say is collected."""
-    stop, threads, agents, lines = threading.Event(), [], [], []
+    """Start simulated agents on an event loop thread; everything they say is collected."""
+    groups, lines = [], []
 
     def start(agent_factory):  # noqa: ANN001, ANN202
-        agent = agent_factory(lines.append)
-        agents.append(agent)
-        threads.append(threading.Thread(target=agent.run, args=(stop,), daemon=True))
-        threads[-1].start()
+        groups.append(AgentsInThread([agent_factory(lines.append)]))
         return lines
 
     yield start
-    stop.set()
-    for agent in agents:
-        agent.close()
-    for thread in threads:
-        thread.join(timeout=5)
+    for group in groups:
+        group.stop()
 
 
 def test_simulated_node_and_vm_carry_an_instance_from_pending_through_attach_and_detach(ctx, link, running) -> None:
     account = new_account(ctx)
     node_request = node_registration("sim-node", REGION, ZONE, {"eais.ei-a6.xlarge": 8}, 1)
-    node_link = ControllerLink(link.target, node_request, NodeToken(NODE_TOKEN), trust=link.trust)
+    node_link = AsyncControllerLink(link.target, node_request, NodeToken(NODE_TOKEN), trust=link.trust)
     lines = running(lambda say: SimulatedNode(node_link, say))
     vm_request = vm_registration("i-sim0001", REGION, ZONE, "vpc-sim", "vsw-sim", 2, 4096)
     key = AccessKey(account.access_key_id, account.access_key_secret)
-    running(lambda say: SimulatedVm(ControllerLink(link.target, vm_request, key, trust=link.trust), say))
+    running(lambda say: SimulatedVm(AsyncControllerLink(link.target, vm_request, key, trust=link.trust), say))
     eventually(lambda: any("VM i-sim0001 registered" in line for line in lines))
     eventually(lambda: any("registered node sim-node" in line for line in lines))
 
