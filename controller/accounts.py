@@ -10,9 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from controller.context import ControllerContext
-from controller.errors import AccessKeyInactive, AccessKeyNotFound, InvalidParameter
+from controller.errors import AccessKeyInactive, AccessKeyNotFound, AccountNameTaken, AccountNotFound, InvalidParameter
 from controller.ids import new_access_key_id, new_account_id, new_secret
-from controller.money import to_micro
+from controller.money import amount_micro, check_balance_micro
 from controller.tables import AccessKey, Account, SeenNonce
 
 
@@ -36,7 +36,7 @@ def create_account(
     """Create an account with one AccessKey. The secret is shown here once and stored sealed."""
     now = ctx.clock.now_us()
     account = Account(
-        id=new_account_id(), name=name, balance_micro=to_micro(balance),
+        id=new_account_id(), name=name, balance_micro=amount_micro(balance, name="Balance"),
         real_name_verified=real_name_verified, created_us=now,
     )
     key_id, secret = new_access_key_id(), new_secret()
@@ -47,7 +47,7 @@ def create_account(
             session.add(AccessKey(access_key_id=key_id, account_id=account.id,
                                   secret_ciphertext=ctx.box.seal(secret), created_us=now))
     except IntegrityError:
-        raise InvalidParameter(f"An account named {name!r} already exists; choose another name.", detail="Name") from None
+        raise AccountNameTaken(f"An account named {name!r} already exists; choose another name.") from None
     return NewAccount(account.id, key_id, secret)
 
 
@@ -59,6 +59,30 @@ def create_access_key(ctx: ControllerContext, account_id: str) -> NewAccount:
         session.add(AccessKey(access_key_id=key_id, account_id=account_id,
                               secret_ciphertext=ctx.box.seal(secret), created_us=ctx.clock.now_us()))
     return NewAccount(account_id, key_id, secret)
+
+
+def _no_such_account(account_id: str) -> AccountNotFound:
+    return AccountNotFound(f"No account {account_id!r}; GET /admin/v1/accounts lists them.")
+
+
+def existing_account(ctx: ControllerContext, account_id: str) -> Account:
+    with ctx.db.read() as session:
+        account = session.get(Account, account_id)
+    if account is None:
+        raise _no_such_account(account_id)
+    return account
+
+
+def top_up(ctx: ControllerContext, account_id: str, amount: Decimal) -> Account:
+    """Add ``amount`` CNY (negative to correct) to a balance, refusing one that would leave the allowed range."""
+    change = amount_micro(amount, name="Amount")
+    with ctx.db.write() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            raise _no_such_account(account_id)
+        account.balance_micro = check_balance_micro(account.balance_micro + change, name="Amount")
+        session.add(account)
+    return account
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import time
 import uvicorn
 
 from controller.api.app import create_app
+from controller.api.http_server import uvicorn_config
 from controller.change_listener import forward_changes_to_pipe
 from controller.context import ControllerContext
 from controller.gc_tuning import freeze_startup_objects
@@ -63,8 +64,7 @@ def _serve(fd: int, parent_pid: int, changes_fd: int) -> None:
     if changes_fd >= 0:
         forward_changes_to_pipe(ctx.db.changes, ctx.db.origin, changes_fd)
     sock = socket.socket(fileno=fd)
-    config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=2)
+    config = uvicorn_config(create_app(ctx), settings, graceful_shutdown_s=2)
     server = uvicorn.Server(config)
     freeze_startup_objects()
     threading.Thread(target=_exit_with_parent, args=(server, parent_pid), daemon=True).start()

@@ -11,10 +11,13 @@ Every failure a caller can see is an :class:`EaisError`. The tree::
     │   ├── UnsupportedSignature      InvalidSignatureMethod             400
     │   ├── TimestampMalformed        InvalidTimeStamp.Format            400
     │   ├── TimestampExpired          InvalidTimeStamp.Expired           400
-    │   └── NonceReplayed             SignatureNonceUsed                 400
+    │   ├── NonceReplayed             SignatureNonceUsed                 400
+    │   └── AdminTokenRejected        InvalidAdminToken                  401
     ├── RequestError                  the request itself is malformed
     │   ├── UnsupportedVersion        InvalidVersion                     400
-    │   ├── UnknownAction             InvalidAction.NotFound             404
+    │   ├── UnknownAction             InvalidAction.NotFound             404  (also an unknown path)
+    │   ├── MethodNotAllowed          UnsupportedHTTPMethod              405
+    │   ├── MalformedHttpRequest      MalformedRequest                   400  (not valid HTTP/1.1)
     │   ├── UnsupportedAction         UnsupportedOperation               400
     │   ├── MissingParameter          MissingParameter[.Name]            400
     │   ├── InvalidParameter          InvalidParameter[.Name]            400
@@ -27,7 +30,8 @@ Every failure a caller can see is an :class:`EaisError`. The tree::
     │   ├── NoPermission, InDebt, NoResources,
     │   ├── tag errors (DuplicateTagKey, TooManyTags, InvalidTagKey, InvalidTagValue,
     │   │   EmptyTagKey, TooManyResourceIds, DuplicateResourceId, InvalidResourceType),
-    │   └── resource-group errors (InvalidResourceGroup, ResourceNotFound)
+    │   ├── resource-group errors (InvalidResourceGroup, ResourceNotFound)
+    │   └── account errors of the admin API (AccountNotFound, AccountNameTaken)
     └── ServerError                   our fault, never the caller's
         ├── InternalError             InternalError                      500
         ├── ServiceBusy               ServiceUnavailable                 503
@@ -38,7 +42,9 @@ Every failure a caller can see is an :class:`EaisError`. The tree::
 
 :data:`ERROR_TABLE` maps each class to its EAIS code, HTTP status and gRPC status;
 ``tests/test_errors.py`` fails when a class has no entry. Messages are for people; callers
-match on ``code`` only.
+match on ``code`` only. ``response_headers`` are the HTTP headers an error needs (``Allow`` on a
+405, ``WWW-Authenticate`` on a 401); ``controller.api.error_handling`` is the one place that turns
+any exception into one of these.
 """
 
 from __future__ import annotations
@@ -76,6 +82,10 @@ class EaisError(Exception):
     def http_status(self) -> int:
         return self.spec.http_status
 
+    @property
+    def response_headers(self) -> dict[str, str]:
+        return {}
+
 
 class AuthError(EaisError): ...
 class AccessKeyNotFound(AuthError): ...
@@ -86,11 +96,24 @@ class UnsupportedSignature(AuthError): ...
 class TimestampMalformed(AuthError): ...
 class TimestampExpired(AuthError): ...
 class NonceReplayed(AuthError): ...
+class AdminTokenRejected(AuthError):
+    @property
+    def response_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
 
 class RequestError(EaisError): ...
 class UnsupportedVersion(RequestError): ...
 class UnknownAction(RequestError): ...
 class UnsupportedAction(RequestError): ...
+class MethodNotAllowed(RequestError):
+    def __init__(self, message: str, *, allowed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+    @property
+    def response_headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
+class MalformedHttpRequest(RequestError): ...
 class MissingParameter(RequestError):
     def __init__(self, name: str) -> None:
         super().__init__(
@@ -127,6 +150,8 @@ class DuplicateResourceId(DomainError): ...
 class InvalidResourceType(DomainError): ...
 class InvalidResourceGroup(DomainError): ...
 class ResourceNotFound(DomainError): ...
+class AccountNotFound(DomainError): ...
+class AccountNameTaken(DomainError): ...
 
 class ServerError(EaisError): ...
 class InternalError(ServerError): ...
@@ -147,9 +172,12 @@ ERROR_TABLE: dict[type[EaisError], ErrorSpec] = {
     TimestampMalformed: ErrorSpec("InvalidTimeStamp.Format", 400, _S.UNAUTHENTICATED),
     TimestampExpired: ErrorSpec("InvalidTimeStamp.Expired", 400, _S.UNAUTHENTICATED),
     NonceReplayed: ErrorSpec("SignatureNonceUsed", 400, _S.UNAUTHENTICATED),
+    AdminTokenRejected: ErrorSpec("InvalidAdminToken", 401, _S.UNAUTHENTICATED),
     UnsupportedVersion: ErrorSpec("InvalidVersion", 400, _S.INVALID_ARGUMENT),
     UnknownAction: ErrorSpec("InvalidAction.NotFound", 404, _S.UNIMPLEMENTED),
     UnsupportedAction: ErrorSpec("UnsupportedOperation", 400, _S.UNIMPLEMENTED),
+    MethodNotAllowed: ErrorSpec("UnsupportedHTTPMethod", 405, _S.UNIMPLEMENTED),
+    MalformedHttpRequest: ErrorSpec("MalformedRequest", 400, _S.INVALID_ARGUMENT),
     MissingParameter: ErrorSpec("MissingParameter", 400, _S.INVALID_ARGUMENT),
     InvalidParameter: ErrorSpec("InvalidParameter", 400, _S.INVALID_ARGUMENT),
     RequestTooLarge: ErrorSpec("RequestEntityTooLarge", 413, _S.RESOURCE_EXHAUSTED),
@@ -179,6 +207,8 @@ ERROR_TABLE: dict[type[EaisError], ErrorSpec] = {
     InvalidResourceType: ErrorSpec("InvalidParameter.ResourceType", 400, _S.INVALID_ARGUMENT),
     InvalidResourceGroup: ErrorSpec("InvalidResourceGroup", 400, _S.INVALID_ARGUMENT),
     ResourceNotFound: ErrorSpec("ResourceNotFound", 400, _S.NOT_FOUND),
+    AccountNotFound: ErrorSpec("InvalidAccountId.NotFound", 404, _S.NOT_FOUND),
+    AccountNameTaken: ErrorSpec("Duplicate.AccountName", 409, _S.ALREADY_EXISTS),
     InternalError: ErrorSpec("InternalError", 500, _S.INTERNAL),
     ServiceBusy: ErrorSpec("ServiceUnavailable", 503, _S.UNAVAILABLE),
     StorageFull: ErrorSpec("ServiceUnavailable.StorageFull", 503, _S.UNAVAILABLE),

@@ -18,10 +18,12 @@ import uvicorn
 
 from controller.agent_link.server import AgentLinkServer, create_grpc_server
 from controller.api.app import create_app
+from controller.api.http_server import uvicorn_config
 from controller.api_workers import spawn_api_workers, stop_api_workers
 from controller.change_listener import PipeChangeReader, PostgresChangeListener
 from controller.context import ControllerContext
 from controller.gc_tuning import freeze_startup_objects
+from controller.observability.registry import share_between_processes
 from controller.reconciler import ReconcilerThread
 
 log = logging.getLogger("eais.controller")
@@ -91,6 +93,7 @@ def start_controller(ctx: ControllerContext, *, reconcile: bool = True, api_proc
     # Workers are separate interpreters (not forks), started before gRPC's threads exist.
     workers = []
     if api_processes > 1:
+        share_between_processes()  # /metrics adds up every API process's counts, whichever answers
         read_fd, write_fd = os.pipe() if not ctx.db.is_postgresql else (None, None)
         workers = spawn_api_workers(settings, api_socket, api_processes - 1, changes_fd=write_fd)
         if read_fd is not None:
@@ -98,8 +101,7 @@ def start_controller(ctx: ControllerContext, *, reconcile: bool = True, api_proc
             PipeChangeReader(ctx.db.changes, read_fd).start()
     grpc_server, grpc_port = create_grpc_server(ctx, f"{settings.grpc_host}:{settings.grpc_port}")
     grpc_server.start()
-    config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
+    config = uvicorn_config(create_app(ctx), settings, graceful_shutdown_s=5)
     reconciler = ReconcilerThread(ctx)
     if reconcile:
         reconciler.start()

@@ -32,7 +32,7 @@ _RESOURCE_GROUP = re.compile(r"^rg-[A-Za-z0-9]{1,60}$")
 
 
 def check_resource_type(resource_type: str) -> None:
-    if resource_type.lower() != "instance":
+    if resource_type != "instance":  # the one value the API documents, spelt as it spells it
         raise InvalidResourceType(f"ResourceType {resource_type[:32]!r} is not supported; use 'instance'.")
 
 

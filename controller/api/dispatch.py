@@ -9,6 +9,7 @@ from controller.api import instance_actions as inst
 from controller.api import metrics_actions as metrics
 from controller.api import tag_actions as tags
 from controller.api.action_call import ActionCall
+from controller.api.request_outcome import UNKNOWN_ACTION
 from controller.api.rpc_request import RpcRequest
 from controller.errors import UnknownAction, UnsupportedAction
 
@@ -49,6 +50,11 @@ def claimed_action(request: RpcRequest) -> str:
     if header:
         return header
     return next((value for name, value in request.query if name == "Action"), "")
+
+
+def action_label(action: str) -> str:
+    """``action`` when it is one of the API's, else "unknown": metrics labels stay few whatever callers send."""
+    return action if action in HANDLERS or action in NOT_YET_SUPPORTED else UNKNOWN_ACTION
 
 
 def handler_for(action: str) -> Handler:

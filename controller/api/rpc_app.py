@@ -1,30 +1,30 @@
-"""The EAIS RPC endpoint (``GET|POST /``): size limits, authentication, dispatch, error bodies.
+"""The EAIS RPC endpoint (``GET|POST /``): size limits, authentication, dispatch, the answer's format.
 
-Handlers run in the thread pool (they block on the database); nothing here knows a rule.
+Handlers run in the thread pool (they block on the database); nothing here knows a rule. Errors
+are raised, and ``controller.api.error_handling`` answers them with the EAIS error body. A client
+that disconnects after its request was read does not stop the action: it runs to its end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from controller.accounts import KeyRing, remember_nonce
 from controller.api.action_call import ActionCall
 from controller.api.caller_auth import authenticate
-from controller.api.dispatch import READ_ONLY_ACTIONS, claimed_action, handler_for
-from controller.api.render import error_json
-from controller.api.rpc_request import RpcRequest, headers_from_raw, parse_query
+from controller.api.dispatch import READ_ONLY_ACTIONS, action_label, claimed_action, handler_for
+from controller.api.eais_responses import error_response, requested_format, success_response
+from controller.api.error_handling import install_error_handler
+from controller.api.request_outcome import outcome_of
+from controller.api.rpc_request import RpcRequest, headers_from_raw, is_form, parse_query
 from controller.clock import from_datetime, to_datetime
 from controller.context import ControllerContext
-from controller.errors import EaisError, InternalError, RequestTooLarge
-from controller.ids import new_request_id
-
-log = logging.getLogger("eais.api")
+from controller.errors import RequestTooLarge
 
 
 class RpcEndpoint:
@@ -38,26 +38,25 @@ class RpcEndpoint:
         self._read_executor = ThreadPoolExecutor(max_workers=ctx.settings.api.handler_threads,
                                                  thread_name_prefix="eais-api-read")
 
-    async def __call__(self, request: Request) -> JSONResponse:
-        request_id = new_request_id()
-        try:
-            body = await self._read_body(request)
-            rpc = RpcRequest(
-                method=request.method, path=request.url.path,
-                query=parse_query(request.scope.get("query_string", b"")),
-                headers=headers_from_raw(request.scope["headers"]), body=body,
-            )
-            # The claimed action only picks the pool; handle() verifies the signature that covers it.
-            executor = self._read_executor if claimed_action(rpc) in READ_ONLY_ACTIONS else self._executor
-            payload = await asyncio.get_running_loop().run_in_executor(executor, self.handle, rpc, request_id)
-            return self._answer(200, {"RequestId": request_id, **payload}, request_id)
-        except EaisError as error:
-            return self._error(error, request_id)
-        except Exception:  # noqa: BLE001 - the one place a bug becomes a clean 500
-            log.exception("request %s failed", request_id)
-            return self._error(InternalError("The request processing has failed due to some unknown error."), request_id)
+    async def __call__(self, request: Request) -> Response:
+        outcome = outcome_of(request.scope)
+        body = await self._read_body(request)
+        rpc = RpcRequest(
+            method=request.method, path=request.url.path,
+            query=parse_query(request.scope.get("query_string", b"")),
+            headers=headers_from_raw(request.scope["headers"]), body=body,
+        )
+        claimed = claimed_action(rpc)
+        outcome.action = action_label(claimed)
+        if is_form(rpc):
+            outcome.response_format = requested_format(request.scope.get("query_string", b""), body)
+        # The claimed action only picks the pool; handle() verifies the signature that covers it.
+        executor = self._read_executor if claimed in READ_ONLY_ACTIONS else self._executor
+        action, payload = await asyncio.get_running_loop().run_in_executor(executor, self.handle, rpc, outcome.request_id)
+        return success_response(action, payload, outcome.request_id, outcome.response_format)
 
-    def handle(self, rpc: RpcRequest, request_id: str) -> dict:
+    def handle(self, rpc: RpcRequest, request_id: str) -> tuple[str, dict]:
+        """Authenticate and run the action; its verified name and its answer's fields."""
         read_only = claimed_action(rpc) in READ_ONLY_ACTIONS
 
         def remember(access_key_id: str, nonce: str, signed_at: datetime) -> bool:
@@ -70,7 +69,7 @@ class RpcEndpoint:
         )
         handler = handler_for(caller.action)
         account_id = self.keys.owner(caller.access_key_id).account_id
-        return handler(ActionCall(self.ctx, account_id, caller.params, request_id))
+        return caller.action, handler(ActionCall(self.ctx, account_id, caller.params, request_id))
 
     def _remember_nonce(self, access_key_id: str, nonce: str, signed_at: datetime, *, durable: bool) -> bool:
         # Keyed by the signed time: a request dated ahead stays replayable until signed_at + window.
@@ -90,15 +89,11 @@ class RpcEndpoint:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _error(self, error: EaisError, request_id: str) -> JSONResponse:
-        body = error_json(error, request_id=request_id, host_id=self.ctx.settings.api.host_id)
-        return self._answer(error.http_status, body, request_id)
-
-    @staticmethod
-    def _answer(status: int, body: dict, request_id: str) -> JSONResponse:
-        return JSONResponse(body, status_code=status, headers={"x-acs-request-id": request_id})
-
 
 def mount_rpc(app: FastAPI, ctx: ControllerContext) -> None:
+    """The RPC endpoint on ``/``, and the EAIS error body for every error outside ``/admin``."""
     endpoint = RpcEndpoint(ctx)
     app.add_api_route("/", endpoint, methods=["GET", "POST"], include_in_schema=False)
+    host_id = ctx.settings.api.host_id
+    install_error_handler(app, lambda error, outcome: error_response(error, outcome.request_id, host_id,
+                                                                     outcome.response_format))

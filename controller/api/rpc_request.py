@@ -57,12 +57,15 @@ def parse_query(raw_query_string: bytes | str) -> list[tuple[str, str]]:
     return [_decode_pair(piece) for piece in pieces]
 
 
-def form_params(request: RpcRequest) -> list[tuple[str, str]]:
-    """Parameters of an ``application/x-www-form-urlencoded`` body; other bodies carry none."""
-    if not request.body:
-        return []
+def is_form(request: RpcRequest) -> bool:
+    """Whether the body carries parameters (``application/x-www-form-urlencoded``); other bodies carry none."""
     content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() != FORM_CONTENT_TYPE:
+    return bool(request.body) and content_type.split(";", 1)[0].strip().lower() == FORM_CONTENT_TYPE
+
+
+def form_params(request: RpcRequest) -> list[tuple[str, str]]:
+    """Parameters of a form body (see :func:`is_form`)."""
+    if not is_form(request):
         return []
     if len(request.body) > MAX_FORM_BYTES:
         raise RequestTooLarge(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -13,11 +15,36 @@ import uvicorn
 
 from controller.accounts import NewAccount
 from controller.api.app import create_app
+from controller.api.http_server import uvicorn_config
 from controller.clock import SystemClock
 from controller.context import ControllerContext
 from controller.server import bind_api_socket
 from controller.settings import ControllerSettings
 from tests.api.sdk_capture import v2_client, v3_client
+
+WATCHED_LOGGERS = ("", "uvicorn", "uvicorn.error", "eais")
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def errors(self) -> list[str]:
+        return [f"{r.name}: {r.getMessage()}" for r in self.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.fixture
+def log() -> Iterator[Records]:
+    handler = Records()
+    for name in WATCHED_LOGGERS:  # uvicorn's loggers do not propagate to the root: watch them directly
+        logging.getLogger(name).addHandler(handler)
+    yield handler
+    for name in WATCHED_LOGGERS:
+        logging.getLogger(name).removeHandler(handler)
 
 
 @dataclass
@@ -39,10 +66,11 @@ def live_ctx(settings: ControllerSettings) -> Iterator[ControllerContext]:
     context.db.dispose()
 
 
-@pytest.fixture
-def live_api(live_ctx: ControllerContext) -> Iterator[LiveApi]:
+@contextmanager
+def running_api(ctx: ControllerContext, *, http: str = "auto") -> Iterator[str]:
+    """The controller's HTTP app on a real uvicorn (``http``: "auto", "h11" or "httptools") at 127.0.0.1:port."""
     sock, port = bind_api_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(live_ctx), log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn_config(create_app(ctx), ctx.settings, graceful_shutdown_s=1, http=http))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     endpoint = f"127.0.0.1:{port}"
@@ -53,9 +81,17 @@ def live_api(live_ctx: ControllerContext) -> Iterator[LiveApi]:
                 break
         except httpx.HTTPError:
             time.sleep(0.05)
-    yield LiveApi(live_ctx, endpoint)
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield endpoint
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_api(live_ctx: ControllerContext) -> Iterator[LiveApi]:
+    with running_api(live_ctx) as endpoint:
+        yield LiveApi(live_ctx, endpoint)
 
 
 def v2_call(client, endpoint: str, action: str, query: dict[str, str], *, version: str = "2019-06-24") -> dict:  # noqa: ANN001

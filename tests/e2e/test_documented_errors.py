@@ -98,6 +98,8 @@ CASES = [
     Case("huge value", "DescribeEais", {"RegionId": R, "ClientInstanceId": "i-" + "x" * 5000}, "InvalidParameter.ClientInstanceId", 400),
     Case("bad resource type", "TagResources", {"RegionId": R, "ResourceType": "disk", "ResourceId.1": "{available}", **tags(1)},
          "InvalidParameter.ResourceType", 400),
+    Case("resource type not spelt as the API spells it", "ListTagResources",
+         {"RegionId": R, "ResourceType": "Instance", "ResourceId.1": "{available}"}, "InvalidParameter.ResourceType", 400),
     Case("too many resources", "TagResources", {"RegionId": R, "ResourceType": "instance", **{f"ResourceId.{i}": f"eais-{i}" for i in range(1, 52)}, **tags(1)},
          "NumberExceed.ResourceIds", 400),
     Case("duplicate resource", "TagResources", {"RegionId": R, "ResourceType": "instance", "ResourceId.1": "{available}", "ResourceId.2": "{available}", **tags(1)},
