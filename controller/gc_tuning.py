@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import gc
+import time
+
+from controller.observability import registry
+
+GC_PAUSES = registry.histogram("eais_gc_pause_seconds", "Garbage-collection pauses of this process, by generation",
+                               ["generation"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
+_started = [0.0]
 
 
 def freeze_startup_objects() -> None:
@@ -10,7 +17,16 @@ def freeze_startup_objects() -> None:
 
     A full collection walks every tracked object: with all of them it stalls the process ~80 ms on a
     small VM, every request and heartbeat in flight with it. What start-up made lives as long as the
-    process, so collecting it again and again finds nothing.
+    process, so collecting it again and again finds nothing. Pauses from then on are measured.
     """
     gc.collect()
     gc.freeze()
+    if _time_pause not in gc.callbacks:
+        gc.callbacks.append(_time_pause)
+
+
+def _time_pause(phase: str, info: dict) -> None:
+    if phase == "start":
+        _started[0] = time.perf_counter()
+    else:
+        GC_PAUSES.labels(str(info["generation"])).observe(time.perf_counter() - _started[0])

@@ -28,6 +28,7 @@ from controller.clock import US_PER_S
 from controller.context import ControllerContext
 from controller.leadership import LeaseLost, Term, fence, hold_lease, replica_name
 from controller.ledger import close_hours
+from controller.observability.reconciler_lease import LEADING, PASSES
 from controller.lifecycle import apply
 from controller.states import TIMEOUT_EVENTS, Event, IllegalTransition, Status
 from controller.tables import Attachment, Instance
@@ -132,8 +133,10 @@ class ReconcilerThread(threading.Thread):
         billing_every = max(1, round(life.billing_interval_s / max(life.reconcile_interval_s, 0.001)))
         settled = time.monotonic() - self._term_started >= life.agent_absence_s
         try:
-            return reconcile_once(self.ctx, close_billing=self.passes % billing_every == 0, term=term,
-                                  agents_may_be_lost=settled)
+            report = reconcile_once(self.ctx, close_billing=self.passes % billing_every == 0, term=term,
+                                    agents_may_be_lost=settled)
+            PASSES.inc()
+            return report
         except LeaseLost as lost:
             log.warning("stopped reconciling: %s", lost)
             self.term = None
@@ -148,8 +151,10 @@ class ReconcilerThread(threading.Thread):
             lease = hold_lease(self.ctx, self.holder, ttl_s)
         except Exception as error:  # noqa: BLE001 - no pass without a renewed lease; the next tick retries
             log.warning("cannot renew the reconciler lease (%s); not reconciling until it is renewed", error)
+            LEADING.set(0)
             return None
         self.leader = lease.holder
+        LEADING.set(1 if lease.mine else 0)
         if not lease.mine:
             if self.term is not None:
                 log.warning("replica %s holds the reconciler lease now; this one stops reconciling", lease.holder)

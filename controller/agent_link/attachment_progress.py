@@ -19,7 +19,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
-from controller.db import DRY_RUN
+from controller.agent_link.link_metrics import ATTACH_SECONDS, DETACH_SECONDS
+from controller.clock import US_PER_S
+from controller.db import DRY_RUN, after_commit
 from controller.lifecycle import apply
 from controller.states import Event, Status
 from controller.tables import Attachment, Instance, Transition
@@ -62,6 +64,8 @@ def attach_ready_if_both_ends_ready(
         f"node {attachment.node_id} reported the worker ready and VM {attachment.client_instance_id} "
         f"proved the channel for attachment {attachment.id}"
     )
+    took_s = (now_us - attachment.created_us) / US_PER_S
+    after_commit(session, lambda: ATTACH_SECONDS.observe(took_s))
     return [apply(session, instance, Event.ATTACH_READY, now_us=now_us, reason=reason)]
 
 
@@ -88,4 +92,6 @@ def detach_done_if_both_ends_let_go(
     vm_part = "the VM closed its channel" if attachment.vm_ready_us is None else "the VM is offline"
     reason = f"{cause}; node {attachment.node_id} confirmed the memory free and {vm_part} (attachment {attachment.id})"
     end_attachment(session, attachment, now_us, f"detached: {reason}")
+    took_s = (now_us - instance.status_since_us) / US_PER_S  # since DetachEai made it Detaching
+    after_commit(session, lambda: DETACH_SECONDS.observe(took_s))
     return [apply(session, instance, Event.DETACH_DONE, now_us=now_us, reason=reason)]

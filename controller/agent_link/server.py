@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 
 from controller.agent_link.heartbeat_book import HeartbeatBook
+from controller.agent_link.link_metrics import HEARTBEAT_FLUSH_FAILURES
 from controller.agent_link.servicer import AgentLinkServicer, WatchTiming
 from controller.agent_link.sessions import SessionCache
 from controller.agent_link.streams import StreamRegistry
@@ -123,6 +124,7 @@ class AgentLinkServer:
         try:
             await self.run_in_db(self.book.flush)
         except Exception as error:  # noqa: BLE001 - kept for the next flush; say why once per failure
+            HEARTBEAT_FLUSH_FAILURES.inc()
             log.warning("could not write %d heartbeat(s) yet (kept for the next try): %s", self.book.pending, error)
 
     async def _resync_forever(self) -> None:

@@ -24,6 +24,7 @@ from controller.agent_link.auth import AgentAuthenticator, bearer_token, metadat
 from controller.agent_link.desired_state import NodeDesired, VmDesired, node_desired_state, vm_desired_state
 from controller.agent_link.grpc_errors import translate_errors
 from controller.agent_link.heartbeat_book import HeartbeatBook
+from controller.agent_link.link_metrics import count_heartbeat
 from controller.agent_link.registration import Registration, register_node, register_vm
 from controller.agent_link.sessions import AgentIdentity, AgentKind, SessionCache, session_token_hash
 from controller.agent_link.streams import Stream, StreamRegistry
@@ -74,6 +75,7 @@ class AgentLinkServicer(agents_pb2_grpc.AgentLinkServicer):
     async def Heartbeat(self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> pb.HeartbeatResponse:
         agent, token = await self._session(context)
         outcome = self._book.beat(agent, session_token_hash(token))
+        count_heartbeat(agent.kind.value, outcome.late)
         return pb.HeartbeatResponse(heartbeat=wire.heartbeat_deadline(outcome.deadline_us, self._ctx.clock.now_us()))
 
     @translate_errors

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from controller.agent_link.desired_state import NodeDesired, VmDesired, node_desired_states, vm_desired_states
+from controller.agent_link.link_metrics import STREAMS
 from controller.agent_link.sessions import AgentIdentity, SessionCache, current_session_hashes
 from controller.changes import RESYNC_ALL, Change
 from controller.context import ControllerContext
@@ -54,9 +55,11 @@ class StreamRegistry:
     def open(self, agent: AgentIdentity, token_hash: str) -> Iterator[Stream]:
         stream = Stream(agent, token_hash)
         self._streams.setdefault(stream.key, set()).add(stream)
+        STREAMS.inc()
         try:
             yield stream
         finally:
+            STREAMS.dec()
             peers = self._streams.get(stream.key, set())
             peers.discard(stream)
             if not peers:

@@ -12,3 +12,5 @@ How a module adds its own (see :mod:`controller.observability.registry`):
 """
 
 from controller.observability import registry, stored_state  # noqa: F401 - stored_state registers a scrape source
+from controller.agent_link import link_metrics  # noqa: F401, E402 - agents by state: a scrape source
+from controller.observability import reconciler_lease  # noqa: F401, E402 - who reconciles: a scrape source
