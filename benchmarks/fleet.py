@@ -21,6 +21,7 @@ Everything shares this machine's cores: controllers, fleet processes, the load a
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import os
 import statistics
@@ -34,6 +35,7 @@ from pathlib import Path
 from alibabacloud_eais20190624 import models as m
 from sqlalchemy import create_engine, text
 
+from benchmarks.controller_metrics import bucket_counts, quantile_bound, scrape, worst_bound
 from benchmarks.describe_eais import pg_database
 from benchmarks.fleet_load import REGION, AttachCycles, describe_at_rate, sdk_client, wait_for
 from benchmarks.fleet_processes import Controllers, FleetProcess
@@ -54,6 +56,8 @@ class Row:
     attach_ms: tuple[float, float]
     describe_ms: tuple[float, float]
     errors: int
+    server_p99_ms: float = math.nan  # DescribeEais p99 as the controllers measured it (a bucket bound)
+    gc_worst_ms: float = 0.0  # the longest garbage-collection pause of any controller process (a bucket bound)
 
     def misses(self) -> list[str]:
         reasons = []
@@ -73,11 +77,12 @@ class Row:
         verdict = "holds" if not self.misses() else "BREAKS: " + "; ".join(self.misses())
         return (f"{self.agents:>6} | {self.cpu_percent:6.0f}% | {self.rss_mb:5.0f} MB | {self.beats_late:>5} | "
                 f"{self.offline:>3}/{self.lost:<3} | {self.attach_ms[0]:5.0f} / {self.attach_ms[1]:5.0f} ms | "
-                f"{self.describe_ms[0]:5.1f} / {self.describe_ms[1]:6.1f} ms | {self.errors:>5} | {verdict}")
+                f"{self.describe_ms[0]:5.1f} / {self.describe_ms[1]:6.1f} ms | <= {self.server_p99_ms:4.0f} ms | "
+                f"<= {self.gc_worst_ms:4.0f} ms | {self.errors:>5} | {verdict}")
 
 
-HEADER = ("agents | ctl CPU | max RSS | late  | offl/lost | attach p50 / p99 | Describe p50 / p99 | errors | "
-          "verdict")
+HEADER = ("agents | ctl CPU | max RSS | late  | offl/lost | attach p50 / p99 | Describe p50 / p99 | server p99 | "
+          "worst GC   | errors | verdict")
 
 
 def percentiles_ms(samples: list[float]) -> tuple[float, float]:
@@ -135,6 +140,7 @@ class Setup:
         apis = [replica.api for replica in self.controllers.replicas]
         tenants = AttachCycles(apis, self.account, self._tenant_pairs())
         beats_before = self._beats()
+        metrics_before = [scrape(api) for api in apis]
         cpu_before, wall_before = self._cpu_seconds(), time.monotonic()
         tenants.start()
         # In a process of its own: the tenants' SDK threads here must not delay the load's clock.
@@ -144,9 +150,13 @@ class Setup:
         cpu = (self._cpu_seconds() - cpu_before) / (time.monotonic() - wall_before) * 100
         rss = max(p.memory_info().rss for p in self.controllers.processes()) / 1e6
         offline, lost = self._offline_and_lost()
+        windows = list(zip(metrics_before, [scrape(api) for api in apis]))
+        server = [bucket_counts(b, a, "eais_api_request_duration_seconds", action="DescribeEais") for b, a in windows]
         return Row(size, cpu, rss, self._beats()[0] - beats_before[0], offline, lost,
                    percentiles_ms(self._attach_latencies(tenants.sent)), percentiles_ms(describe.latencies_s),
-                   len(describe.errors) + len(tenants.errors) + self._beats()[1] - beats_before[1])
+                   len(describe.errors) + len(tenants.errors) + self._beats()[1] - beats_before[1],
+                   server_p99_ms=1000 * max(quantile_bound(buckets, 0.99) for buckets in server),
+                   gc_worst_ms=1000 * max(worst_bound(bucket_counts(b, a, "eais_gc_pause_seconds")) for b, a in windows))
 
     def _tenant_pairs(self) -> list[tuple[str, str]]:
         """One Available instance and one simulated VM per tenant (created once per setup)."""

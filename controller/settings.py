@@ -84,7 +84,7 @@ class LifecycleSettings(BaseModel):
     heartbeat_jitter_s: float = 2.0
     heartbeat_grace_s: float = 30.0  # a node silent for interval+grace is lost
     heartbeat_flush_s: float = 1.0  # beats are answered from memory and written in one batch this often
-    stream_resync_s: float = 5.0  # agent streams are checked against the database this often (missed news)
+    stream_resync_s: float = 10.0  # every agent stream is checked against the database this often (missed news)
     stream_resend_s: float = 15.0  # an agent is sent its unchanged desired state again this often
     reconcile_interval_s: float = 2.0
     lease_ttl_s: float = 10.0  # the reconciler lease lasts this long unless renewed; a standby takes over after

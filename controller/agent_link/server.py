@@ -31,6 +31,7 @@ from protos.eais.v1 import agents_pb2_grpc
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # a node with 1024 slices reports well under this
 START_TIMEOUT_S = 30.0
+RESYNC_STEP_S = 0.5  # the safety-net resync checks a share of the agents this often
 
 
 class AgentLinkServer:
@@ -128,17 +129,22 @@ class AgentLinkServer:
             log.warning("could not write %d heartbeat(s) yet (kept for the next try): %s", self.book.pending, error)
 
     async def _resync_forever(self) -> None:
-        requested = self._streams.resync_requested
+        """Every agent is checked once per ``resync_s``, a share every RESYNC_STEP_S; all at once when asked."""
+        requested, step = self._streams.resync_requested, 0
+        parts = max(1, round(self._watch.resync_s / RESYNC_STEP_S))
         while True:
             try:
-                await asyncio.wait_for(requested.wait(), self._watch.resync_s)
+                await asyncio.wait_for(requested.wait(), self._watch.resync_s / parts)
+                shares = [(part, parts) for part in range(parts)]  # asked for (missed news): everyone, share by share
             except TimeoutError:
-                pass
+                shares, step = [(step % parts, parts)], step + 1
             requested.clear()
-            try:
-                await self._streams.resync(self.run_in_db)
-            except Exception as error:  # noqa: BLE001 - the next resync tries again
-                log.warning("stream resync failed (retrying in %.0fs): %s", self._watch.resync_s, error)
+            for share in shares:
+                try:
+                    await self._streams.resync(self.run_in_db, share)
+                except Exception as error:  # noqa: BLE001 - the next round tries again
+                    log.warning("stream resync failed (retrying): %s", error)
+                    break
 
 
 def create_grpc_server(

@@ -40,7 +40,7 @@ RunInDb = Callable[..., Awaitable[Any]]
 class WatchTiming:
     """How WatchDesiredState follows the database (seconds)."""
 
-    resync_s: float = 5.0  # the safety net: every open stream is checked against the database this often
+    resync_s: float = 10.0  # the safety net: every open stream is checked against the database this often
     resend_s: float = 15.0  # send the unchanged state again this often, so agents can trust silence less
 
 

@@ -5,13 +5,15 @@ No thread and no database poll per stream: a stream is a coroutine waiting on it
 any thread) wakes only the streams of the agents a commit touched; a stream then reads its own
 agent's desired state once. :meth:`StreamRegistry.resync` is the safety net for news that never
 came (a NOTIFY lost while a replica's listener reconnected): it reads the desired state and the
-session of every connected agent in a few bulk queries and wakes the streams that are behind.
+session of connected agents in a few bulk queries and wakes the streams that are behind, a share
+of the agents at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -80,9 +82,16 @@ class StreamRegistry:
                 stream.session_void = stream.session_void or change.session
                 stream.wake.set()
 
-    async def resync(self, run_in_db: Callable) -> int:  # noqa: ANN401 - the agent link's executor call
-        """Wake every stream whose session or desired state the database says moved on; how many woke."""
-        streams = [stream for peers in self._streams.values() for stream in peers]
+    async def resync(self, run_in_db: Callable, share: tuple[int, int] = (0, 1)) -> int:  # noqa: ANN401
+        """Wake the streams whose session or desired state the database says moved on; how many woke.
+
+        ``share=(k, n)`` checks only the k-th of n shares of the agents (by a stable hash of their id), so
+        that a large fleet is checked a bit at a time instead of in one long pass that would hold up
+        everything else the process does.
+        """
+        part, parts = share
+        streams = [stream for key, peers in self._streams.items() if zlib.crc32(key[1].encode()) % parts == part
+                   for stream in peers]
         if not streams:
             return 0
         keys = {stream.key for stream in streams}
