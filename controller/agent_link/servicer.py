@@ -136,8 +136,9 @@ class AgentLinkServicer(agents_pb2_grpc.AgentLinkServicer):
 
 
 async def _wait_for(stream: Stream, timeout_s: float) -> None:
-    """Until the stream is woken, or the resend is due."""
+    """Until the stream is woken, or the resend is due (asyncio.timeout: no task per waiting stream, unlike wait_for)."""
     try:
-        await asyncio.wait_for(stream.wake.wait(), max(0.0, timeout_s))
+        async with asyncio.timeout(max(0.0, timeout_s)):
+            await stream.wake.wait()
     except TimeoutError:
         pass
