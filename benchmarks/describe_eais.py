@@ -28,7 +28,7 @@ import httpx
 import psycopg
 from sqlalchemy import insert
 
-from benchmarks.signed_requests import signed_request
+from benchmarks.signed_requests import read_response, signed_request
 from controller.accounts import NewAccount, create_account
 from controller.context import ControllerContext
 from controller.settings import load_settings
@@ -86,12 +86,7 @@ async def _worker(host: str, port: int, queue: list[bytes], latencies: list[floa
         request = queue.pop()
         started = time.perf_counter()
         writer.write(request)
-        status_line = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
+        status_line = await read_response(reader)
         latencies.append(time.perf_counter() - started)
         if b" 200 " not in status_line:
             errors.append(1)

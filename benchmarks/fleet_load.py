@@ -20,7 +20,7 @@ from alibabacloud_eais20190624 import models as m
 from alibabacloud_eais20190624.client import Client
 from alibabacloud_tea_openapi import models as open_api
 
-from benchmarks.signed_requests import signed_request
+from benchmarks.signed_requests import read_response, signed_request
 
 REGION = "cn-hangzhou"
 TIMEOUT_S = 5.0
@@ -38,12 +38,7 @@ async def _call(pool: asyncio.Queue, host_port: tuple[str, int], request: bytes)
     reader, writer = await pool.get() if not pool.empty() else await asyncio.open_connection(*host_port)
     try:
         writer.write(request)
-        status_line = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
+        status_line = await read_response(reader)
     except BaseException:
         writer.close()
         raise

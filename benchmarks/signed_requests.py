@@ -1,7 +1,9 @@
-"""Raw HTTP/1.1 EAIS requests signed by the official v3 SDK's signer (ACS3-HMAC-SHA256), each with its own nonce."""
+"""Raw HTTP/1.1 EAIS requests signed by the official v3 SDK's signer (ACS3-HMAC-SHA256), each with its own nonce,
+and reading their answers off a keep-alive connection."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from datetime import UTC, datetime
@@ -27,3 +29,14 @@ def signed_request(endpoint: str, access_key_id: str, access_key_secret: str, ac
     lines = [f"POST /?{urlencode(query, quote_via=quote)} HTTP/1.1", "content-length: 0"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """Read one HTTP/1.1 answer (status line, headers, a Content-Length body); its status line."""
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status_line

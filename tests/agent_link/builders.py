@@ -124,3 +124,21 @@ def transitions_of(ctx: ControllerContext, instance_id: str) -> list[Transition]
 def attachment(ctx: ControllerContext, attachment_id: str) -> Attachment:
     with ctx.db.read() as session:
         return session.get(Attachment, attachment_id)
+
+
+def available_instance(ctx: ControllerContext) -> str:
+    """node-1 with one slice, VM i-vm0001 of a new account, and an Available instance on the slice."""
+    account = new_account(ctx)
+    given_node(ctx, "node-1", ("0",))
+    given_vm(ctx, account, "i-vm0001")
+    instance_id = create_instance_on_slice(ctx, account, "node-1/0")
+    move(ctx, instance_id, Event.SLICE_READY)
+    return instance_id
+
+
+def in_use_instance(ctx: ControllerContext) -> tuple[str, str]:
+    """``available_instance`` attached to i-vm0001 and InUse: (instance id, attachment id)."""
+    instance_id = available_instance(ctx)
+    attachment_id, _ = begin_attach(ctx, instance_id, "i-vm0001")
+    move(ctx, instance_id, Event.ATTACH_READY)
+    return instance_id, attachment_id

@@ -9,20 +9,9 @@ from controller.states import Event, Status
 from controller.tables import Attachment, ClientInstance, Node
 from protos.eais.v1 import agents_pb2 as pb
 from tests.agent_link.builders import (
-    NODE_TOKEN, attachment, begin_attach, bearer, create_instance_on_slice, given_node, given_vm, move,
-    new_account, node_request, status_of, transitions_of,
+    NODE_TOKEN, attachment, bearer, create_instance_on_slice, given_vm, in_use_instance,
+    move, new_account, node_request, status_of, transitions_of,
 )
-
-
-def _in_use_instance(ctx) -> tuple[str, str]:  # noqa: ANN001
-    account = new_account(ctx)
-    given_node(ctx, "node-1", ("0",))
-    given_vm(ctx, account, "i-vm0001")
-    instance_id = create_instance_on_slice(ctx, account, "node-1/0")
-    move(ctx, instance_id, Event.SLICE_READY)
-    attachment_id, _ = begin_attach(ctx, instance_id, "i-vm0001")
-    move(ctx, instance_id, Event.ATTACH_READY)
-    return instance_id, attachment_id
 
 
 def test_heartbeat_returns_a_deadline_between_interval_and_interval_plus_jitter(ctx, link, clock) -> None:
@@ -43,7 +32,7 @@ def test_heartbeat_returns_a_deadline_between_interval_and_interval_plus_jitter(
 
 
 def test_expire_heartbeats_after_deadline_and_grace_moves_an_in_use_instance_to_unavailable(ctx, clock) -> None:
-    instance_id, attachment_id = _in_use_instance(ctx)
+    instance_id, attachment_id = in_use_instance(ctx)
     clock.advance(12 + 30 + 1)
 
     expired = expire_heartbeats(ctx)
@@ -59,7 +48,7 @@ def test_expire_heartbeats_after_deadline_and_grace_moves_an_in_use_instance_to_
 
 
 def test_expire_heartbeats_within_the_grace_period_changes_nothing(ctx, clock) -> None:
-    instance_id, _ = _in_use_instance(ctx)
+    instance_id, _ = in_use_instance(ctx)
     clock.advance(10 + 29)  # past the earliest deadline, not past deadline + grace
 
     expired = expire_heartbeats(ctx)
@@ -69,7 +58,7 @@ def test_expire_heartbeats_within_the_grace_period_changes_nothing(ctx, clock) -
 
 
 def test_expiring_twice_loses_the_node_once(ctx, clock) -> None:
-    instance_id, _ = _in_use_instance(ctx)
+    instance_id, _ = in_use_instance(ctx)
     clock.advance(60)
 
     expire_heartbeats(ctx)
@@ -115,7 +104,7 @@ def test_a_silent_vm_is_marked_offline(ctx, clock) -> None:
 
 
 def test_a_detach_waiting_only_for_a_vm_that_went_silent_completes_when_the_vm_is_marked_offline(ctx, clock) -> None:
-    instance_id, attachment_id = _in_use_instance(ctx)
+    instance_id, attachment_id = in_use_instance(ctx)
     with ctx.db.write() as db:  # as if both ends had reported ready (the protocol's way to InUse)
         row = db.get(Attachment, attachment_id)
         row.node_ready_us = row.vm_ready_us = clock.now_us()

@@ -14,7 +14,7 @@ from controller.changes import (
     MAX_PAYLOAD_BYTES, Change, ChangeHub, decode_payload, encode_payloads, touch_node, touched,
 )
 from controller.states import Event
-from tests.agent_link.builders import begin_attach, create_instance_on_slice, given_node, given_vm, move, new_account
+from tests.agent_link.builders import available_instance, begin_attach, move
 
 agent_ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.", min_size=1, max_size=64)
 changes = st.builds(Change, st.sampled_from(["node", "vm"]), agent_ids, st.booleans())
@@ -40,11 +40,7 @@ def test_a_malformed_payload_decodes_to_what_it_can_without_failing(payload: str
 
 
 def test_a_status_change_touches_the_node_of_the_slice_and_the_vm_bound_before_and_after(ctx) -> None:
-    account = new_account(ctx)
-    given_node(ctx, "node-1", ("0",))
-    given_vm(ctx, account, "i-vm0001")
-    instance_id = create_instance_on_slice(ctx, account, "node-1/0")
-    move(ctx, instance_id, Event.SLICE_READY)
+    instance_id = available_instance(ctx)
     seen: list[frozenset[Change]] = []
     ctx.db.changes.subscribe(seen.append)
 

@@ -7,7 +7,7 @@ import threading
 from controller.agent_link import apply_node_report, apply_vm_report
 from controller.agent_link.actual_state import ChannelReport, ChannelState, SlicePhase, SliceReport, WorkerState
 from controller.states import Event, Status
-from tests.agent_link.builders import begin_attach, create_instance_on_slice, given_node, given_vm, move, new_account, status_of
+from tests.agent_link.builders import available_instance, begin_attach, move, status_of
 
 ROUNDS = 12
 
@@ -32,11 +32,7 @@ def _at_once(*calls) -> None:  # noqa: ANN002
 
 
 def test_concurrent_reports_of_both_ends_complete_every_attach_and_detach(ctx) -> None:
-    account = new_account(ctx)
-    given_node(ctx, "node-1", ("0",))
-    given_vm(ctx, account, "i-vm0001")
-    instance_id = create_instance_on_slice(ctx, account, "node-1/0")
-    move(ctx, instance_id, Event.SLICE_READY)
+    instance_id = available_instance(ctx)
 
     for _ in range(ROUNDS):
         attachment_id, _ = begin_attach(ctx, instance_id, "i-vm0001")

@@ -10,8 +10,8 @@ from controller.agent_link.heartbeats import expire_heartbeats
 from controller.leadership import LeaseLost, Term, current_lease, fence, hold_lease
 from controller.reconciler import ReconcilerThread
 from controller.settings import LifecycleSettings
-from controller.states import Event, Status
-from tests.agent_link.builders import begin_attach, create_instance_on_slice, given_node, given_vm, move, new_account, status_of
+from controller.states import Status
+from tests.agent_link.builders import in_use_instance, status_of
 
 
 def test_the_first_replica_to_ask_holds_the_lease_and_a_second_is_refused(ctx) -> None:
@@ -61,20 +61,9 @@ def test_a_write_fenced_by_an_ended_term_is_refused_and_changes_nothing(ctx) -> 
     assert current_lease(ctx).holder == "replica-b"
 
 
-def _in_use_instance(ctx) -> str:  # noqa: ANN001
-    account = new_account(ctx)
-    given_node(ctx, "node-1", ("0",))
-    given_vm(ctx, account, "i-vm0001")
-    instance_id = create_instance_on_slice(ctx, account, "node-1/0")
-    move(ctx, instance_id, Event.SLICE_READY)
-    begin_attach(ctx, instance_id, "i-vm0001")
-    move(ctx, instance_id, Event.ATTACH_READY)
-    return instance_id
-
-
 def test_a_new_term_declares_no_agent_lost_before_a_full_heartbeat_period_plus_grace(ctx, clock) -> None:
     ctx.settings.lifecycle = LifecycleSettings(heartbeat_interval_s=0.2, heartbeat_jitter_s=0.0, heartbeat_grace_s=0.3)
-    instance_id = _in_use_instance(ctx)
+    instance_id, _ = in_use_instance(ctx)
     clock.advance(60)  # the controller was away for a minute: every stored deadline is long past
     reconciler = ReconcilerThread(ctx, holder="replica-a")
 
@@ -87,7 +76,7 @@ def test_a_new_term_declares_no_agent_lost_before_a_full_heartbeat_period_plus_g
 
 
 def test_a_replica_without_the_lease_does_not_reconcile(ctx, clock) -> None:
-    instance_id = _in_use_instance(ctx)
+    instance_id, _ = in_use_instance(ctx)
     hold_lease(ctx, "replica-a", ttl_s=60)
     clock.advance(600)
     standby = ReconcilerThread(ctx, holder="replica-b")
