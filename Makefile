@@ -29,9 +29,11 @@ run: setup
 test: setup
 	@$(VENV)/bin/pytest -q
 
-## bench: signed DescribeEais with 10,000 instances stored; then the data plane (TF direct vs through the agents vs
+## bench: the fleet sweep (100 to 4,000 simulated agents against one controller on SQLite and three replicas on
+## PostgreSQL when EAIS_BENCH_PG_URL/EAIS_TEST_PG_URL is set: where it breaks and why); signed DescribeEais with 10,000 instances stored; then the data plane (TF direct vs through the agents vs
 ## local); then eais-serve (local CPU vs the attached accelerator unbatched vs batched, first request with/without warm-up)
 bench: setup
+	@$(PY) -m benchmarks.fleet
 	@$(PY) -m benchmarks.describe_eais
 	@$(PY) -m benchmarks.data_plane
 	@$(PY) -m benchmarks.relay_hops
