@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
+from sqlmodel import select
+
 from agent.node.agent import WARM_POOL_LINE
 from controller.accounts import create_account
 from controller.agent_ca import agent_ca_certificate_path
 from controller.context import ControllerContext
-from controller.key_store import node_token
 from controller.server import RunningController, start_controller
 from controller.settings import load_settings
 from controller.tables import ClientInstance, Node
 from eais_cli.say import say
-from sqlmodel import select
+from eais_plumbing.endpoint_status import EndpointUnreachable, query_endpoint_status
 
 REGION, ZONE = "cn-hangzhou", "cn-hangzhou-a"
 VPC, VSWITCH = "vpc-local", "vsw-local"

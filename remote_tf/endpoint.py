@@ -1,7 +1,7 @@
 """Which TensorFlow endpoint to use, and whether it can take work before TensorFlow touches it.
 
 The endpoint is normally the VM agent (``127.0.0.1:8470``), which answers a status request of its
-own (:mod:`agent.endpoint_status`) and otherwise forwards TensorFlow's gRPC bytes to a worker on
+own (:mod:`eais_plumbing.endpoint_status`) and otherwise forwards TensorFlow's gRPC bytes to a worker on
 the GPU node. A bare TensorFlow worker does not answer that request; then only the TensorFlow
 probe below applies.
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
+from eais_plumbing.endpoint_status import EndpointUnreachable, query_endpoint_status
 from remote_tf.errors import AcceleratorUnavailable, VersionMismatch
 
 DEFAULT_ENDPOINT = "127.0.0.1:8470"

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
-from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
+from eais_plumbing.endpoint_status import EndpointUnreachable, query_endpoint_status
 from remote_tf.connection import current_connection
 from remote_tf.endpoint import resolve_endpoint
 from remote_tf.errors import AcceleratorLost

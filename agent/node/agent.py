@@ -24,19 +24,19 @@ from collections.abc import Callable
 
 from cryptography import x509
 
+from agent.actual_state_reporter import ActualStateReporter
 from agent.controller_link import ControllerLink, LinkRefused, NodeToken
 from agent.gateway_tls import new_gateway_key, server_context
 from agent.node.gateway import Gateway, GatewayTarget
 from agent.node.preflight import NodeAgentError, run_preflight
 from agent.node.registration import gateway_address, node_registration
-from agent.node.reporter import Reporter
 from agent.node.settings import NodeSettings
 from agent.node.slices import SliceDeps, SliceRunner
 from agent.node.slicing import SliceSpec
-from agent.node.worker_observer import WorkerObserver
-from agent.node.worker_pool import WorkerPool
-from agent.node.worker_process import WorkerProcess
-from agent.service_notify import ServiceNotifier, WatchdogPinger
+from agent.node.worker.observer import WorkerObserver
+from agent.node.worker.pool import WorkerPool
+from agent.node.worker.process import WorkerProcess
+from eais_plumbing.service_notify import ServiceNotifier, WatchdogPinger
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ class NodeAgent:
                                    trust=self._pre.trust, call_timeout_s=self.settings.timing.controller_call_timeout_s)
         self.pool = WorkerPool(self._spawn_worker, self.settings.warm_workers, on_warm=self._announce_warm).start()
         self._observer = WorkerObserver(self._pre.nvml)
-        self.reporter = Reporter(self.link, self._picture, self.settings.timing.report_interval_s)
+        self.reporter = ActualStateReporter(self.link.report, lambda: pb.ActualStateReport(node=self._picture()),
+                                             self.settings.timing.report_interval_s)
         self._deps = SliceDeps(self.pool, self._observer, self._pre.inventory.backend, self._worker_port,
                                self.settings.timing, self.say, self.reporter.poke, self.reporter.flush,
                                self._check_slice)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.gateway_protocol import BadHello, Hello, answer, read_hello
-from agent.node.served_worker import ServedWorker, WorkerUnavailable
+from agent.node.worker.served import ServedWorker, WorkerUnavailable
 from agent.relay import tune
 from agent.tls_stream import TlsStream
 

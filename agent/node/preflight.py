@@ -17,8 +17,8 @@ from agent.node.netns import namespaces_unavailable_reason
 from agent.node.registration import tensorflow_version
 from agent.node.settings import NodeSettings
 from agent.node.slicing import PlanRules, SlicePlanError, SliceSpec, plan_slices
-from agent.node.worker_launch import UidPool, WorkerLaunch, worker_uids
-from agent.node.worker_records import WorkerRecords
+from agent.node.worker.launch import UidPool, WorkerLaunch, worker_uids
+from agent.node.worker.records import WorkerRecords
 
 ISOLATION_NONE_WARNING = (
     "WARNING: --worker-isolation none: TensorFlow workers listen on ALL interfaces of this host, on ports anyone "

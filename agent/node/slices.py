@@ -18,12 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.node.served_worker import FAILED, READY, STARTING, Placement, ServedWorker
 from agent.node.settings import NodeTimings
 from agent.node.slicing import SliceSpec
-from agent.node.worker_observer import WorkerObserver
-from agent.node.worker_pool import WorkerPool
-from agent.node.worker_process import WorkerAbandoned
+from agent.node.worker.observer import WorkerObserver
+from agent.node.worker.pool import WorkerPool
+from agent.node.worker.process import WorkerAbandoned
+from agent.node.worker.served import FAILED, READY, STARTING, Placement, ServedWorker
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)

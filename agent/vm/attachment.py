@@ -18,12 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.instance_status import status_name
-from agent.vm import channel_view as views
-from agent.vm.channel import GatewayGrant
-from agent.vm.channel_opener import ChannelOpener
-from agent.vm.channel_proof import Proof
-from agent.vm.channel_view import ChannelView
-from agent.vm.reporter import ChannelReporter
+from agent.vm.channel import view as views
+from agent.vm.channel.gateway import GatewayGrant
+from agent.vm.channel.opener import ChannelOpener
+from agent.vm.channel.proof import Proof
+from agent.vm.channel.view import ChannelView
 from agent.vm.settings import AgentTiming
 from agent.vm.tf_version import version_mismatch
 from protos.eais.v1 import agents_pb2 as pb
@@ -40,9 +39,10 @@ class ProvenChannel:
 
 class AttachmentFollower:
     def __init__(self, client_instance_id: str, *, ca_pem: Callable[[], str], publish: Callable[[ChannelView], None],
-                 reporter: ChannelReporter, timing: AgentTiming, local_tf_version: str,
+                 report_soon: Callable[[bool], None], timing: AgentTiming, local_tf_version: str,
                  say: Callable[[str], None]) -> None:
-        self._vm, self._ca_pem, self._publish, self._reporter = client_instance_id, ca_pem, publish, reporter
+        self._vm, self._ca_pem, self._publish, self._report_soon = client_instance_id, ca_pem, publish, report_soon
+        self._actual = pb.VmActualState(channel=pb.CHANNEL_STATE_IDLE)
         self._timing, self._local_tf_version, self._say = timing, local_tf_version, say
         self._lock = threading.RLock()  # opener callbacks re-enter _apply
         self._last_desired: pb.VmDesiredState | None = None
@@ -99,7 +99,7 @@ class AttachmentFollower:
                 self._say(f"detached {self._bound.instance_id} from {self._vm}; the endpoint refuses calls again")
             self._bound, self._proven = None, None
         self._publish(views.idle_view(self._vm, self._last_outcome))
-        self._reporter.put(pb.VmActualState(channel=pb.CHANNEL_STATE_IDLE))
+        self._put(pb.VmActualState(channel=pb.CHANNEL_STATE_IDLE))
 
     def _go_detaching(self, attachment: pb.VmAttachment, force_report: bool) -> None:
         self._cancel_opener()
@@ -182,5 +182,14 @@ class AttachmentFollower:
 
     def _report(self, attachment: pb.VmAttachment, channel: pb.ChannelState, *, reason: str = "",
                 round_trip_us: int = 0, force: bool = False) -> None:
-        self._reporter.put(pb.VmActualState(attachment_id=attachment.attachment_id, channel=channel,
-                                            failure_reason=reason[:1024], round_trip_us=round_trip_us), force=force)
+        self._put(pb.VmActualState(attachment_id=attachment.attachment_id, channel=channel,
+                                   failure_reason=reason[:1024], round_trip_us=round_trip_us), force=force)
+
+    def actual_state(self) -> pb.ActualStateReport:
+        """What the reporter sends: the channel as it is now."""
+        with self._lock:
+            return pb.ActualStateReport(vm=self._actual)
+
+    def _put(self, state: pb.VmActualState, *, force: bool = False) -> None:
+        self._actual = state
+        self._report_soon(force)

@@ -22,12 +22,7 @@ from typing import Annotated
 
 import typer
 
-from agent.vm.settings import (
-    DEFAULT_ENDPOINT,
-    SettingsError,
-    VmAgentSettings,
-    load_settings,
-)
+from agent.vm.settings import DEFAULT_ENDPOINT, SettingsError, VmAgentSettings, load_settings
 from agent.vm.status import EXIT_UNREACHABLE, show_status
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -63,10 +58,7 @@ def run(
                          endpoint=endpoint, client_instance_id=client_instance_id, region_id=region, zone_id=zone, vpc_id=vpc_id,
                          vswitch_id=vswitch_id, kind=kind, name=name, instance_type=instance_type,
                          access_key_id=access_key_id, state_dir=state_dir)
-    from agent.vm.agent import (  # the service's imports, not the status command's
-        VmAgent,
-        say_line,
-    )
+    from agent.vm.agent import VmAgent, say_line  # the service's imports, not the status command's
 
     try:
         agent = VmAgent(settings).start()

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable
 
 from agent.relay import RelaySet
-from agent.vm.channel import ChannelError, open_gateway_stream
-from agent.vm.channel_view import ChannelView
+from agent.vm.channel.gateway import ChannelError, open_gateway_stream
+from agent.vm.channel.view import ChannelView
 from agent.vm.settings import AgentTiming
 
 log = logging.getLogger(__name__)

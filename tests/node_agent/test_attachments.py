@@ -17,8 +17,8 @@ from sqlmodel import select
 
 from agent.gateway_protocol import MAGIC, GatewayRefused, Hello, read_answer, send_hello
 from agent.gateway_tls import client_context
-from agent.node.worker_probe import GET_STATUS, device_names
-from agent.node.worker_process import WorkerProcess
+from agent.node.worker.probe import GET_STATUS, device_names
+from agent.node.worker.process import WorkerProcess
 from agent.tls_stream import TlsStream
 from controller.agent_link.desired_state import vm_desired_state
 from controller.binding import attach_instance, detach_instance
@@ -27,15 +27,8 @@ from controller.release import delete_instance
 from controller.states import Status
 from controller.tables import Instance, Node, Slice, UsageSample
 from protos.eais.v1 import agents_pb2 as pb
-from tests.node_agent.conftest import (
-    REGION,
-    VM_ID,
-    XLARGE,
-    Controller,
-    RunningNode,
-    Tenant,
-    eventually,
-)
+from tests.harness.waiting import eventually
+from tests.node_agent.conftest import REGION, VM_ID, XLARGE, Controller, RunningNode, Tenant
 from tests.node_agent.gateway_client import LocalPort, open_channel
 
 TF_REMOTE_CALL = """

@@ -14,14 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.node.settings import NodeTimings
-from agent.node.worker_observer import WorkerObserver
-from agent.node.worker_pool import WorkerPool
-from agent.node.worker_probe import ProbeFailed, probe_worker
-from agent.node.worker_process import (
-    Abandon,
-    WorkerFailed,
-    WorkerProcess,
-)
+from agent.node.worker.observer import WorkerObserver
+from agent.node.worker.pool import WorkerPool
+from agent.node.worker.probe import ProbeFailed, probe_worker
+from agent.node.worker.process import Abandon, WorkerFailed, WorkerProcess
 from agent.relay import Relay, RelaySet
 
 STARTING, READY, FAILED, STOPPING, STOPPED = "starting", "ready", "failed", "stopping", "stopped"

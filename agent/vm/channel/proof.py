@@ -20,7 +20,7 @@ import grpc
 
 from agent.relay import Relay
 from agent.tls_stream import TlsStream
-from agent.vm.channel import ChannelError
+from agent.vm.channel.gateway import ChannelError
 
 WORKER_GET_STATUS = "/tensorflow.WorkerService/GetStatus"
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.node.netns import NetworkNamespace
-from agent.node.worker_launch import WorkerLaunch
-from agent.node.worker_records import WorkerRecords
+from agent.node.worker.launch import WorkerLaunch
+from agent.node.worker.records import WorkerRecords
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1

@@ -14,12 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.node.worker_process import (
-    Abandon,
-    WorkerAbandoned,
-    WorkerFailed,
-    WorkerProcess,
-)
+from agent.node.worker.process import Abandon, WorkerAbandoned, WorkerFailed, WorkerProcess
 
 log = logging.getLogger(__name__)
 Spawn = Callable[[str, Callable[[], None]], WorkerProcess]

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from agent.instance_status import status_name
-from agent.vm.channel import GatewayGrant
+from agent.vm.channel.gateway import GatewayGrant
 from protos.eais.v1 import agents_pb2 as pb
 
 
 class EndpointState(StrEnum):
-    """The ``state`` field of the status answer (agent.endpoint_status)."""
+    """The ``state`` field of the status answer (eais_plumbing.endpoint_status)."""
 
     SERVING = "serving"
     IDLE = "idle"
