@@ -35,7 +35,7 @@ from agent.node.slices import SliceDeps, SliceRunner
 from agent.node.slicing import SliceSpec
 from agent.node.worker.observer import WorkerObserver
 from agent.node.worker.pool import WorkerPool
-from agent.node.worker.process import WorkerProcess
+from agent.node.worker.starter import WorkerStarter
 from eais_plumbing.service_notify import ServiceNotifier, WatchdogPinger
 from protos.eais.v1 import agents_pb2 as pb
 
@@ -79,7 +79,8 @@ class NodeAgent:
                                          self.gateway_address, self._key.csr_pem)
         self.link = ControllerLink(self.settings.controller, registration, NodeToken(self._pre.token),
                                    trust=self._pre.trust, call_timeout_s=self.settings.timing.controller_call_timeout_s)
-        self.pool = WorkerPool(self._spawn_worker, self.settings.warm_workers, on_warm=self._announce_warm).start()
+        self.starter = WorkerStarter(self._pre.launch, self._pre.records, self.say)
+        self.pool = WorkerPool(self.starter.start, self.settings.warm_workers, on_warm=self._announce_warm).start()
         self._observer = WorkerObserver(self._pre.nvml)
         self.reporter = ActualStateReporter(self.link.report, lambda: pb.ActualStateReport(node=self._picture()),
                                              self.settings.timing.report_interval_s)
@@ -108,6 +109,7 @@ class NodeAgent:
             runners = list(self._runners.values())
         _in_parallel([runner.stop for runner in runners])
         self.pool.close()
+        self.starter.close()
         if self.ready.is_set():
             self.reporter.send_now()  # every slice NONE with its memory free
         self.link.close()
@@ -234,9 +236,6 @@ class NodeAgent:
         with socket.socket() as probe:  # host network: every worker needs a port of its own
             probe.bind(("127.0.0.1", 0))
             return probe.getsockname()[1]
-
-    def _spawn_worker(self, name: str, on_change: Callable[[], None]) -> WorkerProcess:
-        return WorkerProcess.spawn(self._pre.launch, self._pre.records, name, on_change)
 
     # -- gateway certificate -----------------------------------------------------------------
 

@@ -92,4 +92,5 @@ def _worker_launch(settings: NodeSettings, say: Callable[[str], None]) -> Worker
     say(line)
     log_dir = settings.resolved_state_dir() / "worker-logs"
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return WorkerLaunch(python, settings.worker_isolation, log_dir, UidPool(uids) if uids else None)
+    return WorkerLaunch(python, settings.worker_isolation, log_dir, UidPool(uids) if uids else None,
+                        start=settings.worker_start)

@@ -68,6 +68,9 @@ class NodeSettings(LayeredSettings):
     worker_uids: str = Field(
         default="auto", description="uids the workers run as, one per worker: 'A-B', 'none' (the agent's own), "
         "or 'auto' (61000-61999 when root and the Python install is readable by every user, else the agent's own)")
+    worker_start: Literal["fork", "spawn"] = Field(
+        default="fork", description="fork: workers forked from a process that imported TensorFlow once (milliseconds); "
+        "spawn: each worker a fresh interpreter importing TensorFlow itself (seconds)")
     worker_port: int = Field(default=2222, ge=1, le=65535, description="port of each worker inside its namespace")
     worker_python: Path | None = Field(default=None, description="interpreter that runs workers; default: this one")
     state_dir: Path | None = Field(

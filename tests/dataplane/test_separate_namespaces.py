@@ -29,10 +29,12 @@ from controller.server import start_controller
 from controller.settings import load_settings
 from controller.tables import ClientInstance, Node
 from eais_cli.local_cluster import REGION, VPC, VSWITCH, ZONE
+from remote_tf.worker_fork_server import WORKER_NAME
 from tests.dataplane.conftest import Eais, free_port, run_app
 
 VM_ID = "i-netnsvm0001"
 GATEWAY_PORT, TF_PORT = 50052, 8470
+WORKER_PROCESS_NAME = WORKER_NAME.decode()
 
 
 def _ip(*args: str) -> None:
@@ -174,7 +176,7 @@ def _wait_registered(ctx: ControllerContext, node: subprocess.Popen, vm: subproc
 def _serving_worker_port(node_pid: int) -> int:
     """The TCP port the serving worker listens on, read inside the worker's own namespace."""
     for child in psutil.Process(node_pid).children(recursive=True):
-        if "remote_tf.worker" not in " ".join(child.cmdline()):
+        if child.name() != WORKER_PROCESS_NAME:  # the fork server runs the same command line
             continue
         listing = subprocess.run(["nsenter", "-t", str(child.pid), "-n", "ss", "-ltnH"], capture_output=True,
                                  text=True).stdout

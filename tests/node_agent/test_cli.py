@@ -142,9 +142,13 @@ def test_the_service_kills_leftovers_registers_tells_systemd_and_stops_cleanly_o
     notify.close()
 
 
-def test_workers_die_with_an_agent_that_is_killed(controller: Controller, tmp_path: Path, start) -> None:  # noqa: ANN001
-    node = start(run_args(controller, tmp_path, "--warm-workers", "1"))
-    workers = eventually(lambda: worker_pids(tmp_path), 30, f"a warm worker spawned: {node.lines}")
+@pytest.mark.parametrize("worker_start", ["fork", "spawn"])
+def test_workers_die_with_an_agent_that_is_killed(controller: Controller, tmp_path: Path, start,  # noqa: ANN001
+                                                   worker_start: str) -> None:
+    node = start(run_args(controller, tmp_path, "--warm-workers", "1", "--worker-start", worker_start))
+    started = 2 if worker_start == "fork" else 1  # the fork server is recorded too
+    workers = eventually(lambda: len(pids := worker_pids(tmp_path)) >= started and pids, 60,
+                         f"a warm worker started: {node.lines}")
 
     node.process.kill()
 

@@ -1,10 +1,12 @@
-"""Warm TensorFlow workers, started ahead of attaches so that an attach does not wait for the import.
+"""Warm TensorFlow workers, started ahead of attaches so that an attach does not wait for one to start.
 
-The pool keeps ``size`` workers warm or warming (more while more callers wait in
-:meth:`WorkerPool.take`), and refills after each take. Every worker is spawned by the pool's own
-thread, which lives as long as the pool: a worker asks to be killed when its spawning thread dies.
-A worker that dies while warming makes waiting callers fail at once with its reason (instead of
-waiting out the timeout), and slows the next spawns down (a crash loop must not eat the node).
+The pool keeps ``size`` workers warm or warming, refills after each take, and sizes itself by the
+churn it sees: every take that found no warm worker adds one to the target for the next minute (at
+most ``MAX_EXTRA``), and more are started while more callers wait in :meth:`WorkerPool.take`. Every
+worker is started by the pool's own thread, which lives as long as the pool: a worker (or the fork
+server it comes from) asks to be killed when its starting thread dies. A worker that dies while
+warming makes waiting callers fail at once with its reason (instead of waiting out the timeout),
+and slows the next starts down (a crash loop must not eat the node).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from agent.node.worker.process import Abandon, WorkerAbandoned, WorkerFailed, Wo
 log = logging.getLogger(__name__)
 Spawn = Callable[[str, Callable[[], None]], WorkerProcess]
 FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 60.0
+MISS_MEMORY_S, MAX_EXTRA = 60.0, 4  # a take that found the pool empty raises the target this long, this far
 
 
 class WorkerPool:
@@ -29,7 +32,9 @@ class WorkerPool:
         self._warming: list[WorkerProcess] = []
         self._warm: list[WorkerProcess] = []
         self._waiting = 0
+        self._misses: list[float] = []  # when takes found no warm worker
         self._spawned = 0
+        self.takes = 0
         self._failures = 0
         self._last_failure = ""
         self._backoff_s, self._next_spawn_at = 0.0, 0.0
@@ -47,11 +52,26 @@ class WorkerPool:
             self._sort_out()
             return len(self._warm), len(self._warming)
 
+    @property
+    def target(self) -> int:
+        """Workers kept warm or warming now: ``size``, plus one per recent take that found none warm."""
+        horizon = time.monotonic() - MISS_MEMORY_S
+        self._misses = [at for at in self._misses if at > horizon]
+        return self.size + min(MAX_EXTRA, len(self._misses))
+
+    @property
+    def spawned(self) -> int:
+        return self._spawned
+
     def take(self, timeout_s: float, abandon: Abandon | None = None) -> WorkerProcess:
         """A warm worker, now or as soon as one is; WorkerFailed if none can be had."""
         deadline = time.monotonic() + timeout_s
         with self._changed:
             failures_before = self._failures
+            self.takes += 1
+            self._sort_out()
+            if not self._warm:
+                self._misses.append(time.monotonic())
             self._waiting += 1
             self._changed.notify_all()
             try:
@@ -96,7 +116,7 @@ class WorkerPool:
                     return
                 self._sort_out()
                 # a warming worker serves a waiting caller sooner than a second import competing for the CPUs
-                wanted = max(self.size, self._waiting) - len(self._warm) - len(self._warming)
+                wanted = max(self.target, self._waiting) - len(self._warm) - len(self._warming)
                 delay = self._next_spawn_at - time.monotonic()
                 if wanted <= 0 or delay > 0:
                     self._changed.wait(max(0.05, min(delay, 1.0)) if wanted > 0 else 1.0)
