@@ -72,6 +72,11 @@ class Relay:
             sink.sendall(view[:count])
 
 
+def close_listener(listener: socket.socket) -> None:
+    """Close a listener and wake the thread blocked in its accept(): close() alone leaves it blocked for good."""
+    _shutdown_and_close(listener)
+
+
 def _shutdown_and_close(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)  # wakes the other pump's blocking recv

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from agent.gateway_protocol import BadHello, Hello, answer, read_hello
 from agent.node.worker.served import ServedWorker, WorkerUnavailable
-from agent.relay import tune
+from agent.relay import close_listener, tune
 from agent.tls_stream import TlsStream
 
 log = logging.getLogger(__name__)
@@ -60,11 +60,7 @@ class Gateway:
 
     def close(self) -> None:
         self._closed.set()
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
-        except OSError:
-            pass
-        self._listener.close()
+        close_listener(self._listener)
 
     def _accept_loop(self) -> None:
         while not self._closed.is_set():

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from agent.relay import tune
+from agent.relay import close_listener, tune
 from eais_plumbing.endpoint_status import STATUS_REQUEST, split_host_port
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,7 @@ class TfEndpoint:
     def stop(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-            except OSError:
-                pass
-            listener.close()
+            close_listener(listener)
 
     def _accept_forever(self) -> None:
         while (listener := self._listener) is not None:
