@@ -79,7 +79,7 @@ class VmAgent:
         self._follower = AttachmentFollower(
             self.identity.client_instance_id, ca_pem=self._ca_pem, publish=self.router.publish,
             report_soon=lambda force: self._reporter.poke(force=force), timing=self._timing,
-            local_tf_version=self.agent_tf_version, say=self._say)
+            local_tf_version=self.agent_tf_version, say=self._say, gateway_bytes_at=self.router.last_gateway_bytes_at)
         self._reporter = ActualStateReporter(link.report, self._follower.actual_state, self._timing.report_repeat_s)
         self._thread(self._follow_controller, "controller-link")
         self._say(f"endpoint for TensorFlow listening on {self.endpoint.address}; registering "

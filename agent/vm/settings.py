@@ -53,6 +53,12 @@ class AgentTiming(BaseModel):
     loop_tick_s: float = 1.0  # main loop: watchdog pings and status lines
     status_line_every_s: float = 10.0  # at most one "refused N calls" line this often
     degraded_refusal_s: float = 1.0  # a refusal made while serving is cut after this, so TF retries the gateway
+    attach_hold_s: float = 2.0  # a TF connection arriving while the proven channel awaits InUse waits this long
+    watch_interval_s: float = 1.0  # the data path of an attachment in use is probed this often
+    watch_timeout_s: float = 1.0  # a probe the gateway has not answered by then failed
+    watch_retry_s: float = 0.25  # after a failed probe, the next one comes this soon
+    watch_failures: int = 2  # this many failed probes in a row: the data path is broken
+    reopen_broken_after_s: float = 3.0  # an InUse channel that cannot be reopened this long is broken
 
 
 class VmAgentSettings(LayeredSettings):

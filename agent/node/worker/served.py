@@ -99,6 +99,16 @@ class ServedWorker:
             raise WorkerUnavailable(f"the worker for attachment {self.attachment_id} does not answer: "
                                     f"{error.strerror or error}") from None
 
+    def refusal(self) -> str | None:
+        """Why a client cannot use this worker now; None while it is READY and alive."""
+        with self._lock:
+            if self.state != READY or self.worker is None:
+                return self._not_ready_reason()
+            worker = self.worker
+        if not worker.alive:
+            return f"the worker for attachment {self.attachment_id} {worker.describe_end()}"
+        return None
+
     def relay(self, client: socket.socket, upstream: socket.socket, name: str) -> Relay | None:
         """Relay ``client`` <-> ``upstream`` as part of this attachment; None (both closed) once stopping."""
         with self._lock:
