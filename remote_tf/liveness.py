@@ -55,6 +55,8 @@ class LivenessTimings:
     keep_alive_secs: int = 10  # worker drops our context this long after our last RPC; KeepAlive every half
     ping_after_silence_ms: int = 6000  # gRPC pings the worker after this long without data from it
     ping_timeout_ms: int = 4000  # an unanswered ping closes the connection: calls fail UNAVAILABLE
+    reconnect_backoff_ms: int = 250  # the endpoint is local: trying it again soon costs nothing
+    max_reconnect_backoff_ms: int = 500  # calls work again within about half a second of the agent's return
 
     def __post_init__(self) -> None:
         if self.keep_alive_period_ms >= self.ping_after_silence_ms:
@@ -79,6 +81,10 @@ class LivenessTimings:
             f"grpc.http2.ping_timeout_ms={self.ping_timeout_ms}",
             "grpc.keepalive_permit_without_calls=1",  # also notice a frozen worker between calls
             "grpc.http2.max_pings_without_data=0",  # else the client stops pinging after two
+            # gRPC's reconnect backoff grows to 120 s: calls would keep failing that long after the agent is back.
+            f"grpc.initial_reconnect_backoff_ms={self.reconnect_backoff_ms}",
+            f"grpc.min_reconnect_backoff_ms={self.reconnect_backoff_ms}",
+            f"grpc.max_reconnect_backoff_ms={self.max_reconnect_backoff_ms}",
         ])
 
 
