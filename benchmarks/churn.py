@@ -185,7 +185,7 @@ def report(result: ChurnResult, left: Leftovers) -> list[str]:
              f"had not yet heard of InUse {result.attaching_at_in_use} time(s)); whole cycle p50 "
              f"{percentile(result.cycle_s, 0.5):.2f}s",
              f"{'daemon':12s}{'threads':>18s}{'fds':>18s}{'RSS MiB':>22s}   slope per 100 cycles (threads, fds, MiB)"]
-    (first_cycle, first), (last_cycle, last) = result.samples[0], result.samples[-1]
+    (_, first), (last_cycle, last) = result.samples[0], result.samples[-1]
     for name in first:
         slopes = [result.slope_per_100(name, metric) for metric in range(3)]
         lines.append(f"{name:12s}{first[name][0]:>8d} -> {last[name][0]:<7d}{first[name][1]:>8d} -> {last[name][1]:<7d}"
