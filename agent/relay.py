@@ -40,19 +40,51 @@ def keep_alive(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
 
 
+class ByteTally:
+    """Bytes copied by many relays over time, closed ones included, and how many are open: for metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed_bytes = [0, 0]  # a -> b, b -> a
+        self._live: set[Relay] = set()
+        self.opened = 0
+
+    def track(self, relay: Relay) -> None:
+        with self._lock:
+            self._live.add(relay)
+            self.opened += 1
+
+    def finish(self, relay: Relay) -> None:
+        with self._lock:
+            if relay in self._live:
+                self._live.discard(relay)
+                self._closed_bytes = [done + more for done, more in zip(self._closed_bytes, relay.bytes_copied)]
+
+    def totals(self) -> tuple[int, int, int]:
+        """(bytes a -> b, bytes b -> a, relays open now)."""
+        with self._lock:
+            live = list(self._live)
+            a_to_b, b_to_a = self._closed_bytes
+        return (a_to_b + sum(r.bytes_copied[0] for r in live), b_to_a + sum(r.bytes_copied[1] for r in live),
+                len(live))
+
+
 class Relay:
     """Copies bytes between ``a`` and ``b`` until either side closes or :meth:`close` is called."""
 
     def __init__(self, a: socket.socket, b: socket.socket, *, name: str = "relay",
-                 on_close: Callable[[Relay], None] | None = None) -> None:
+                 on_close: Callable[[Relay], None] | None = None, tally: ByteTally | None = None) -> None:
         self._a, self._b, self._name = a, b, name
         self._on_close = on_close
+        self._tally = tally
         self._closed = False
         self._lock = threading.Lock()
         self.received_from_b_at = 0.0  # monotonic time of the last bytes from ``b``: is the far side alive?
         self.bytes_copied = [0, 0]  # a -> b, b -> a
 
     def start(self) -> Relay:
+        if self._tally is not None:
+            self._tally.track(self)
         threading.Thread(target=self._pump, args=(self._a, self._b, 0), name=f"{self._name}>", daemon=True).start()
         threading.Thread(target=self._pump, args=(self._b, self._a, 1), name=f"{self._name}<", daemon=True).start()
         return self
@@ -65,6 +97,8 @@ class Relay:
             self._closed = True
         for sock in (self._a, self._b):
             _shutdown_and_close(sock)
+        if self._tally is not None:
+            self._tally.finish(self)
         if self._on_close is not None:
             self._on_close(self)
 
@@ -109,12 +143,13 @@ def _shutdown_and_close(sock: socket.socket) -> None:
 class RelaySet:
     """The relays of one attachment, so that a detach can cut them all at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, tally: ByteTally | None = None) -> None:
         self._relays: set[Relay] = set()
         self._lock = threading.Lock()
+        self._tally = tally
 
     def start(self, a: socket.socket, b: socket.socket, name: str) -> Relay:
-        relay = Relay(a, b, name=name, on_close=self._forget)
+        relay = Relay(a, b, name=name, on_close=self._forget, tally=self._tally)
         with self._lock:
             self._relays.add(relay)
         return relay.start()

@@ -209,11 +209,12 @@ def _start_eais_up(data_dir: Path) -> tuple[subprocess.Popen, Target]:
     tf_port = _free_port()
     command = [str(Path(sys.executable).with_name("eais")), "up", "--data-dir", str(data_dir / "up"),
                "--api-port", str(_free_port()), "--grpc-port", str(_free_port()), "--tf-port", str(tf_port),
-               "--gateway-port", str(_free_port()), "--backend", "cpu"]
+               "--gateway-port", str(_free_port()), "--backend", "cpu", "--node-metrics-port", str(_free_port()),
+               "--agent-metrics-port", str(_free_port())]
     env = {**os.environ, "TMPDIR": str(node_tmp), "TF_CPP_MIN_LOG_LEVEL": "2"}
     up = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     for line in up.stdout:
-        if line.startswith("ready"):
+        if line.partition(" ")[2].startswith("ready"):  # "HH:MM:SS ready: ..."
             break
     else:
         raise RuntimeError(f"eais up exited with {up.wait()} before it was ready")

@@ -20,6 +20,7 @@ import logging
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from cryptography import x509
@@ -28,6 +29,7 @@ from agent.actual_state_reporter import ActualStateReporter
 from agent.controller_link import ControllerLink, LinkRefused, NodeToken
 from agent.gateway_tls import new_gateway_key, server_context
 from agent.node.gateway import Gateway, GatewayTarget
+from agent.node.metrics import NodeMetrics
 from agent.node.preflight import NodeAgentError, run_preflight
 from agent.node.registration import gateway_address, node_registration
 from agent.node.settings import NodeSettings
@@ -36,6 +38,8 @@ from agent.node.slicing import SliceSpec
 from agent.node.worker.observer import WorkerObserver
 from agent.node.worker.pool import WorkerPool
 from agent.node.worker.starter import WorkerStarter
+from agent.relay import ByteTally
+from eais_plumbing.metrics_server import MetricsServer
 from eais_plumbing.service_notify import ServiceNotifier, WatchdogPinger
 from protos.eais.v1 import agents_pb2 as pb
 
@@ -64,6 +68,9 @@ class NodeAgent:
         self._runners_lock = threading.Lock()
         self._certificate_pem = ""
         self._renew_not_before = 0.0
+        self.relayed = ByteTally()  # bytes through the gateway, all attachments
+        self.heartbeats: Counter[str] = Counter()  # ok, failed
+        self.metrics: MetricsServer | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -86,7 +93,9 @@ class NodeAgent:
                                              self.settings.timing.report_interval_s)
         self._deps = SliceDeps(self.pool, self._observer, self._pre.inventory.backend, self._worker_port,
                                self.settings.timing, self.say, self.reporter.poke, self.reporter.flush,
-                               self._check_slice)
+                               self._check_slice, self.relayed)
+        if self.settings.metrics_port:
+            self.metrics = _serve_metrics(self.settings.metrics_host, self.settings.metrics_port, NodeMetrics(self))
         threading.Thread(target=self._main, name="node-agent", daemon=True).start()
         return self
 
@@ -113,6 +122,8 @@ class NodeAgent:
         if self.ready.is_set():
             self.reporter.send_now()  # every slice NONE with its memory free
         self.link.close()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self._pre.nvml is not None:
             self._pre.nvml.close()
         self.stopped.set()
@@ -136,7 +147,7 @@ class NodeAgent:
             if self.link.register_until_done(self.stop_requested) is None:
                 return
             self._serve_gateway()
-            for target, name in ((self.link.run_heartbeats, "heartbeats"), (self.reporter.run, "reports"),
+            for target, name in ((self._beat, "heartbeats"), (self.reporter.run, "reports"),
                                  (self._follow_desired_states, "desired")):
                 threading.Thread(target=self._fatal_on_refusal, args=(target,), name=name, daemon=True).start()
             self._announce()
@@ -164,7 +175,8 @@ class NodeAgent:
         self.say(f"registered node {self.link.agent_id} ({inventory.backend} backend: {inventory.accelerator_model}) "
                  f"with {len(slices)} slices: {offered}")
         self.say(f"gateway listening on {self.settings.gateway_host}:{self.gateway.port}, "
-                 f"advertised as {self.gateway_address}; {self.settings.warm_workers} warm worker(s) kept")
+                 f"advertised as {self.gateway_address}; {self.settings.warm_workers} warm worker(s) kept"
+                 + (f"; metrics on {self.metrics.url}" if self.metrics else ""))
         self.ready.set()
         self._notifier.ready(f"serving {len(slices)} slices ({inventory.backend}) at {self.gateway_address}")
 
@@ -175,6 +187,13 @@ class NodeAgent:
             self._renew_certificate_if_due()
             if self.link.last_registration.gateway_certificate_pem != self._certificate_pem:
                 self.gateway.use_context(self._tls_context())  # the link registered again (session replaced)
+
+    def _beat(self, stop: threading.Event) -> None:
+        self.link.run_heartbeats(stop, lambda ok: self.heartbeats.update(["ok" if ok else "failed"]))
+
+    def runners(self) -> list[SliceRunner]:
+        with self._runners_lock:
+            return list(self._runners.values())
 
     def _follow_desired_states(self, stop: threading.Event) -> None:
         for desired in self.link.desired_states(stop):
@@ -259,6 +278,14 @@ class NodeAgent:
         except Exception as error:  # noqa: BLE001 - LinkRefused or unreachable: the old one still holds for now
             self._renew_not_before = time.monotonic() + 600
             log.warning("cannot renew the gateway certificate yet (%s left): %s", left, error)
+
+
+def _serve_metrics(host: str, port: int, collector: NodeMetrics) -> MetricsServer:
+    try:
+        return MetricsServer.start(host, port, collector)
+    except OSError as error:
+        raise NodeAgentError(f"cannot serve metrics on {host}:{port}: {error.strerror or error}; "
+                             "choose another --metrics-port") from None
 
 
 def _in_parallel(calls: list[Callable[[], None]]) -> None:

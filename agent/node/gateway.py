@@ -16,6 +16,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +48,8 @@ class Gateway:
         self._context: ssl.SSLContext | None = None
         self._pending = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
         self._closed = threading.Event()
+        self.connections: Counter[str] = Counter()  # relayed, probe, refused, dropped (no TLS or hello)
+        self._counting = threading.Lock()
 
     def serve(self, context: ssl.SSLContext) -> None:
         """Start accepting, with this TLS context (replace it later with :meth:`use_context`)."""
@@ -84,6 +87,7 @@ class Gateway:
         finally:
             self._pending.release()
         if hello is None:
+            self._count("dropped")
             sock.close()
             return
         try:
@@ -116,6 +120,7 @@ class Gateway:
                 upstream = target.served.connect_client()
             except WorkerUnavailable as error:
                 refusal = str(error)
+        self._count("refused" if refusal is not None else hello.purpose)
         if refusal is not None or hello.purpose == PROBE:  # a probe is answered and closed either way
             if refusal is not None:
                 log.info("gateway: refused %s (%s): %s", _peer(peer), hello.purpose, refusal)
@@ -128,6 +133,11 @@ class Gateway:
         tune(upstream)  # without TCP_NODELAY toward the worker, small frames wait out delayed ACKs (~40 ms)
         if target.served.relay(stream, upstream, name=f"gw-{hello.attachment_id[:24]}") is not None:
             log.info("gateway: %s connected to the worker of %s", _peer(peer), hello.attachment_id)
+
+
+    def _count(self, outcome: str) -> None:
+        with self._counting:
+            self.connections[outcome] += 1
 
 
 def _refusal(target: GatewayTarget | None, hello: Hello) -> str | None:

@@ -63,6 +63,8 @@ class NodeSettings(LayeredSettings):
         default=None, description="HOST or HOST:PORT that VM agents dial; the gateway certificate names HOST. "
         "Default: this host's name if it resolves, else 127.0.0.1")
     warm_workers: int = Field(default=1, ge=0, le=32, description="TensorFlow workers kept started ahead of attaches")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics on this port; 0: none")
+    metrics_host: str = Field(default="127.0.0.1", description="address the /metrics listener binds")
     worker_isolation: Literal["netns", "none"] = Field(
         default="netns", description="netns: each worker in its own network namespace; none: on the host network")
     worker_uids: str = Field(

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -24,11 +25,13 @@ from agent.vm.attachment import AttachmentFollower
 from agent.vm.channel.view import starting_view
 from agent.vm.endpoint import TfEndpoint
 from agent.vm.identity import vm_registration
+from agent.vm.metrics import VmMetrics
 from agent.vm.refusal_server import RefusalServer, refusal_socket_path
 from agent.vm.routing import ConnectionRouter
 from agent.vm.settings import VmAgentSettings, resolve_controller_trust, resolve_identity
 from agent.vm.status import status_document
 from agent.vm.tf_version import local_tf_version
+from eais_plumbing.metrics_server import MetricsServer
 from eais_plumbing.service_notify import ServiceNotifier, WatchdogPinger
 from protos.eais.v1 import agents_pb2 as pb
 
@@ -56,6 +59,16 @@ class VmAgent:
         self._link: ControllerLink | None = None
         self._reporter: ActualStateReporter | None = None
         self._follower: AttachmentFollower | None = None
+        self.heartbeats: Counter[str] = Counter()  # ok, failed
+        self.metrics: MetricsServer | None = None
+
+    @property
+    def follower(self) -> AttachmentFollower | None:
+        return self._follower
+
+    @property
+    def reporter(self) -> ActualStateReporter | None:
+        return self._reporter
 
     @property
     def endpoint_port(self) -> int:
@@ -70,6 +83,9 @@ class VmAgent:
         try:
             self.refusals.start()
             self.endpoint.start()
+            if self.settings.metrics_port:
+                self.metrics = MetricsServer.start(self.settings.metrics_host, self.settings.metrics_port,
+                                                   VmMetrics(self))
         except OSError:
             self.stop()
             raise
@@ -83,7 +99,8 @@ class VmAgent:
         self._reporter = ActualStateReporter(link.report, self._follower.actual_state, self._timing.report_repeat_s)
         self._thread(self._follow_controller, "controller-link")
         self._say(f"endpoint for TensorFlow listening on {self.endpoint.address}; registering "
-                  f"{self.identity.client_instance_id} with the controller at {self.settings.controller}")
+                  f"{self.identity.client_instance_id} with the controller at {self.settings.controller}"
+                  + (f"; metrics on {self.metrics.url}" if self.metrics else ""))
         if self.trust.is_plaintext:
             self._say(PLAINTEXT_WARNING)
         return self
@@ -120,6 +137,8 @@ class VmAgent:
         self.endpoint.stop()
         self.router.close_all()
         self.refusals.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self._private_dir:
             shutil.rmtree(self._private_dir, ignore_errors=True)
 
@@ -138,7 +157,7 @@ class VmAgent:
 
     def _beat(self) -> None:
         try:
-            self._link.run_heartbeats(self._stopping)
+            self._link.run_heartbeats(self._stopping, lambda ok: self.heartbeats.update(["ok" if ok else "failed"]))
         except LinkRefused as refusal:
             self._give_up(f"heartbeats stopped: {refusal}")
 

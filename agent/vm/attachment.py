@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -89,6 +90,8 @@ class AttachmentFollower:
         self._last_desired: pb.VmDesiredState | None = None
         self._bound: Bound | None = None
         self._last_outcome = ""  # what happened to the previous attachment, for the idle message
+        self.probes: Counter[str] = Counter()  # data-path probes: ok, failed
+        self.broken_paths = 0
         if not local_tf_version:
             log.info("TensorFlow is not installed on this VM; the node's TensorFlow version is not checked")
 
@@ -209,7 +212,8 @@ class AttachmentFollower:
             attachment_id = bound.attachment.attachment_id
             bound.watch = ChannelWatch(bound.proven.grant, self._timing,
                                        last_gateway_bytes_at=lambda: self._gateway_bytes_at(attachment_id),
-                                       on_broken=self._broken_by, on_healed=self._healed_by).start()
+                                       on_broken=self._broken_by, on_healed=self._healed_by,
+                                       count_probe=lambda ok: self.probes.update(["ok" if ok else "failed"])).start()
 
     def _current(self, part: ChannelOpener | ChannelWatch) -> Bound | None:
         """The bound attachment ``part`` works for, or None when it was superseded meanwhile."""
@@ -255,6 +259,7 @@ class AttachmentFollower:
             if bound is None or bound.broken:
                 return
             bound.broken = reason
+            self.broken_paths += 1
             self._say(f"data path of {bound.attachment.instance_id} broken: {reason}; refusing calls and telling "
                       "the controller")
             self._apply(bound.attachment, force_report=True)

@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from agent.relay import RelaySet
+from agent.relay import ByteTally, RelaySet
 from agent.vm.channel.gateway import ChannelError, open_gateway_stream
 from agent.vm.channel.view import ChannelView
 from agent.vm.settings import AgentTiming
@@ -32,6 +32,7 @@ class ConnectionRouter:
         self._view, self._generation = initial, 0
         self._forwarding: dict[str, RelaySet] = {}
         self._refusing = RelaySet()
+        self.relayed = ByteTally()  # bytes forwarded to and from node gateways, for metrics
         self._gateway_trouble = ""  # why the last forward while serving failed, quoted in its refusal
         self.forwarded_connections = 0
         self.refused_connections = 0
@@ -105,7 +106,7 @@ class ConnectionRouter:
             return
         with self._lock:
             if self._generation == generation:
-                relays = self._forwarding.setdefault(view.attachment_id, RelaySet())
+                relays = self._forwarding.setdefault(view.attachment_id, RelaySet(self.relayed))
                 relays.start(conn, stream, name=f"tf-{view.attachment_id}")
                 self.forwarded_connections += 1
                 return

@@ -81,6 +81,8 @@ class VmAgentSettings(LayeredSettings):
     name: str = ""
     instance_type: str = Field(default="", description="the VM's own instance type, e.g. ecs.g7.large")
     endpoint: str = Field(default=DEFAULT_ENDPOINT, description="local TensorFlow endpoint HOST:PORT (port 0: any)")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics on this port; 0: none")
+    metrics_host: str = Field(default="127.0.0.1", description="address the /metrics listener binds")
     state_dir: Path | None = Field(default=None, description="default: $STATE_DIRECTORY, else ~/.local/state/eais-agent")
     timing: AgentTiming = Field(default_factory=AgentTiming)
 

@@ -104,7 +104,7 @@ def node_settings(controller: Controller, state_dir: Path, **overrides: object) 
         worker_port=free_host_port(), controller=controller.target, controller_ca_file=controller.ca_file,
         token=NODE_TOKEN, backend="cpu", gateway_host="127.0.0.1", gateway_port=0,
         advertise="127.0.0.1", node_id="test-node", region=REGION, zone=ZONE, state_dir=state_dir,
-        cpu_slice_plan=[XLARGE, XLARGE], worker_isolation="netns",
+        cpu_slice_plan=[XLARGE, XLARGE], worker_isolation="netns", metrics_port=free_host_port(),
         timing=NodeTimings(handshake_timeout_s=1.0, report_interval_s=0.5, probe_timeout_s=20.0,
                            failed_worker_retry_s=0.5),
     )

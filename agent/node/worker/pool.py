@@ -55,9 +55,10 @@ class WorkerPool:
     @property
     def target(self) -> int:
         """Workers kept warm or warming now: ``size``, plus one per recent take that found none warm."""
-        horizon = time.monotonic() - MISS_MEMORY_S
-        self._misses = [at for at in self._misses if at > horizon]
-        return self.size + min(MAX_EXTRA, len(self._misses))
+        with self._changed:  # reentrant: _fill asks while holding it
+            horizon = time.monotonic() - MISS_MEMORY_S
+            self._misses = [at for at in self._misses if at > horizon]
+            return self.size + min(MAX_EXTRA, len(self._misses))
 
     @property
     def spawned(self) -> int:

@@ -28,8 +28,8 @@ Probe = Callable[[GatewayGrant, float], None]
 class ChannelWatch:
     def __init__(self, grant: GatewayGrant, timing: AgentTiming, *, last_gateway_bytes_at: Callable[[], float],
                  on_broken: Callable[[ChannelWatch, str], None], on_healed: Callable[[ChannelWatch], None],
-                 probe: Probe = probe_gateway) -> None:
-        self.grant, self._timing, self._probe = grant, timing, probe
+                 probe: Probe = probe_gateway, count_probe: Callable[[bool], None] = lambda ok: None) -> None:
+        self.grant, self._timing, self._probe, self._count_probe = grant, timing, probe, count_probe
         self._last_gateway_bytes_at = last_gateway_bytes_at
         self._on_broken, self._on_healed = on_broken, on_healed
         self._cancelled = threading.Event()
@@ -50,6 +50,7 @@ class ChannelWatch:
             failure = self._probe_once()
             if self._cancelled.is_set():
                 return
+            self._count_probe(failure is None)
             if failure is None:
                 in_a_row, reasons = 0, []
                 if self.broken:
