@@ -16,6 +16,7 @@ agent with ``failure`` set.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import socket
 import threading
@@ -87,7 +88,8 @@ class NodeAgent:
         self.link = ControllerLink(self.settings.controller, registration, NodeToken(self._pre.token),
                                    trust=self._pre.trust, call_timeout_s=self.settings.timing.controller_call_timeout_s)
         self.starter = WorkerStarter(self._pre.launch, self._pre.records, self.say)
-        self.pool = WorkerPool(self.starter.start, self.settings.warm_workers, on_warm=self._announce_warm).start()
+        self.pool = WorkerPool(self.starter.start, self.settings.warm_workers, on_warm=self._announce_warm,
+                               interrupt=self.starter.close).start()
         self._observer = WorkerObserver(self._pre.nvml)
         self.reporter = ActualStateReporter(self.link.report, lambda: pb.ActualStateReport(node=self._picture()),
                                              self.settings.timing.report_interval_s)
@@ -267,9 +269,9 @@ class NodeAgent:
         return server_context(self._key.key_pem, registration.gateway_certificate_pem, registration.ca_certificate_pem)
 
     def _renew_certificate_if_due(self) -> None:
-        certificate = x509.load_pem_x509_certificate(self._certificate_pem.encode())
-        lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
-        left = certificate.not_valid_after_utc - dt.datetime.now(dt.UTC)
+        not_before, not_after = _validity(self._certificate_pem)
+        lifetime = not_after - not_before
+        left = not_after - dt.datetime.now(dt.UTC)
         if left > lifetime * RENEW_AT_SHARE or time.monotonic() < self._renew_not_before:
             return
         try:
@@ -278,6 +280,13 @@ class NodeAgent:
         except Exception as error:  # noqa: BLE001 - LinkRefused or unreachable: the old one still holds for now
             self._renew_not_before = time.monotonic() + 600
             log.warning("cannot renew the gateway certificate yet (%s left): %s", left, error)
+
+
+@functools.lru_cache(maxsize=4)
+def _validity(certificate_pem: str) -> tuple[dt.datetime, dt.datetime]:
+    """(not before, not after) of a certificate, parsed once: the watch loop asks every second."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
+    return certificate.not_valid_before_utc, certificate.not_valid_after_utc
 
 
 def _serve_metrics(host: str, port: int, collector: NodeMetrics) -> MetricsServer:

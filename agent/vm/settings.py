@@ -58,6 +58,7 @@ class AgentTiming(BaseModel):
     watch_timeout_s: float = 1.0  # a probe the gateway has not answered by then failed
     watch_retry_s: float = 0.25  # after a failed probe, the next one comes this soon
     watch_failures: int = 2  # this many failed probes in a row: the data path is broken
+    watch_slow_failures: int = 5  # or this many, when the gateway's host took the connection but the agent was slow
     reopen_broken_after_s: float = 3.0  # an InUse channel that cannot be reopened this long is broken
 
 

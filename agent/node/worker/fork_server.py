@@ -97,9 +97,9 @@ class ForkedProcess:
 class ForkServer:
     """One running fork server; :meth:`fork` from any thread, one request at a time."""
 
-    def __init__(self, process: subprocess.Popen, control: socket.socket, ready: dict[str, Any]) -> None:
-        self.process, self._control = process, control
-        self.tf_version, self.import_s = str(ready.get("tf_version", "")), float(ready.get("import_s", 0.0))
+    def __init__(self, process: subprocess.Popen, control: socket.socket, log_path: Path) -> None:
+        self.process, self._control, self._log_path = process, control, log_path
+        self.tf_version, self.import_s = "", 0.0
         self._requests = itertools.count(1)
         self._request_lock = threading.Lock()
         self._replies: queue.Queue[tuple[dict[str, Any], ForkedProcess | None]] = queue.Queue()
@@ -107,11 +107,10 @@ class ForkServer:
         self._children: dict[int, ForkedProcess] = {}
         self._children_lock = threading.Lock()
         self._gone = threading.Event()
-        threading.Thread(target=self._read_messages, name="fork-server", daemon=True).start()
 
     @classmethod
-    def start(cls, command: list[str], env: dict[str, str], log_path: Path, timeout_s: float) -> ForkServer:
-        """Start one and wait for it to have imported TensorFlow (seconds); ForkServerFailed says why not.
+    def launch(cls, command: list[str], env: dict[str, str], log_path: Path) -> ForkServer:
+        """Start one; it imports TensorFlow meanwhile (:meth:`wait_ready`). ``close`` ends it at any point.
 
         Call it from a thread that lives as long as the fork server should: it dies with that thread.
         """
@@ -121,21 +120,23 @@ class ForkServer:
                                        stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                        env={**env, **FORK_SAFE_ENV}, cwd="/", start_new_session=True)
         theirs.close()
-        ours.settimeout(timeout_s)
+        return cls(process, ours, log_path)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Until TensorFlow is imported (seconds); ForkServerFailed (and the process ended) otherwise."""
+        self._control.settimeout(timeout_s)
         try:
-            message, _ = _receive(ours)
-        except (TimeoutError, OSError) as error:
-            process.kill()
-            process.wait()
-            ours.close()
+            message, _ = _receive(self._control)
+        except (TimeoutError, OSError, ValueError) as error:
+            self.close()
             raise ForkServerFailed(f"the worker fork server did not import TensorFlow within {timeout_s:.0f}s "
-                                   f"({error or type(error).__name__}); see {log_path}") from None
+                                   f"({error or type(error).__name__}); see {self._log_path}") from None
         if message.get("event") != "ready":
-            process.wait(10)
-            ours.close()
+            self.close()
             raise ForkServerFailed(f"the worker fork server cannot start: {message.get('message', message)}")
-        ours.settimeout(None)
-        return cls(process, ours, message)
+        self._control.settimeout(None)
+        self.tf_version, self.import_s = str(message.get("tf_version", "")), float(message.get("import_s", 0.0))
+        threading.Thread(target=self._read_messages, name="fork-server", daemon=True).start()
 
     @property
     def pid(self) -> int:
@@ -171,10 +172,10 @@ class ForkServer:
         return process
 
     def close(self) -> None:
-        """End the fork server (its workers die with it: stop them first)."""
-        self._control.close()
+        """End the fork server, importing or serving (its workers die with it: stop them first)."""
+        self._control.close()  # a serving fork server exits when it sees that
         try:
-            self.process.wait(5)
+            self.process.wait(0 if self._gone.is_set() or not self.tf_version else 5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

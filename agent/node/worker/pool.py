@@ -26,8 +26,9 @@ MISS_MEMORY_S, MAX_EXTRA = 60.0, 4  # a take that found the pool empty raises th
 
 class WorkerPool:
     def __init__(self, spawn: Spawn, size: int, *, name_prefix: str = "worker",
-                 on_warm: Callable[[str], None] | None = None) -> None:
+                 on_warm: Callable[[str], None] | None = None, interrupt: Callable[[], None] = lambda: None) -> None:
         self._spawn, self.size, self._prefix = spawn, size, name_prefix
+        self._interrupt = interrupt  # ends a start in progress (a fork server importing TensorFlow)
         self._on_warm = on_warm
         self._warming: list[WorkerProcess] = []
         self._warm: list[WorkerProcess] = []
@@ -90,6 +91,7 @@ class WorkerPool:
         for worker in pooled:
             worker.kill()
             worker.discard_log()
+        self._interrupt()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
 
@@ -130,8 +132,10 @@ class WorkerPool:
         try:
             worker = self._spawn(name, self._notify)
         except Exception as error:  # noqa: BLE001 - e.g. no namespace, no uid left: tell the takers
-            log.exception("cannot start worker %s", name)
             with self._changed:
+                if self._closed:
+                    return  # close() interrupted the start
+                log.exception("cannot start worker %s", name)
                 self._note_failure(f"cannot start a TensorFlow worker: {error}")
             return
         with self._changed:

@@ -47,11 +47,11 @@ class WorkerStarter:
         return WorkerProcess(name, process, resources, self._launch, self._records, on_change)
 
     def close(self) -> None:
-        """End the fork server (after every taken worker was stopped: its workers die with it)."""
-        if self._fork_server is not None:
-            self._fork_server.close()
-            self._records.forget(self._fork_server.pid)
-            self._fork_server = None
+        """End the fork server, even while it imports (after every taken worker was stopped: they die with it)."""
+        server, self._fork_server = self._fork_server, None
+        if server is not None:
+            server.close()
+            self._records.forget(server.pid)
 
     def _running_fork_server(self) -> ForkServer:
         server = self._fork_server
@@ -61,10 +61,10 @@ class WorkerStarter:
             self._say(f"the worker fork server (pid {server.pid}) is gone; starting another")
             self.close()
         log_path = self._launch.log_dir / "fork-server.log"
-        server = ForkServer.start(self._launch.fork_server_command(), self._launch.environment(), log_path,
-                                  FORK_SERVER_START_TIMEOUT_S)
+        server = ForkServer.launch(self._launch.fork_server_command(), self._launch.environment(), log_path)
         self._records.remember(server.pid)
-        self._fork_server, self.fork_server_starts = server, self.fork_server_starts + 1
+        self._fork_server, self.fork_server_starts = server, self.fork_server_starts + 1  # close() may end it now
+        server.wait_ready(FORK_SERVER_START_TIMEOUT_S)
         log.info("worker fork server pid %s imported TensorFlow %s in %.1fs", server.pid, server.tf_version,
                  server.import_s)
         return server

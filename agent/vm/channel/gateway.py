@@ -21,11 +21,12 @@ from agent.tls_stream import TlsStream
 
 class ChannelError(Exception):
     """The channel could not be opened; ``reason`` says why, ``retryable`` whether to try again,
-    ``timed_out`` whether the gateway was silent (rather than refusing or closing)."""
+    ``timed_out`` whether the gateway was silent (rather than refusing or closing), ``reached``
+    whether its host accepted the TCP connection (its kernel answers even when the agent is busy)."""
 
-    def __init__(self, reason: str, *, retryable: bool, timed_out: bool = False) -> None:
+    def __init__(self, reason: str, *, retryable: bool, timed_out: bool = False, reached: bool = True) -> None:
         super().__init__(reason)
-        self.reason, self.retryable, self.timed_out = reason, retryable, timed_out
+        self.reason, self.retryable, self.timed_out, self.reached = reason, retryable, timed_out, reached
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _connect(address: str, host: str, port: int, timeout_s: float) -> socket.soc
         sock = socket.create_connection((host, port), timeout=timeout_s)
     except OSError as error:
         raise ChannelError(f"cannot reach node gateway {address}: {error.strerror or error}", retryable=True,
-                           timed_out=isinstance(error, TimeoutError)) from None
+                           timed_out=isinstance(error, TimeoutError), reached=False) from None
     tune(sock)
     keep_alive(sock)  # a node that vanishes without closing fails the relays within seconds
     return sock

@@ -5,10 +5,12 @@ TCP + TLS connection and a probe hello (:mod:`agent.gateway_protocol`), which th
 only while the attachment's worker is ready and alive; it connects nothing. ``watch_failures``
 failures in a row (the next probe ``watch_retry_s`` after a failure) mean the path is broken, and
 ``on_broken(reason)`` is called once: a node that is gone answers with a refused connection at
-once, a cut link with silence, which each probe waits ``watch_timeout_s`` for. A probe that timed
-out while bytes from the gateway kept arriving on the forwarding connections does not count: that
-path is alive, only busy. Probing goes on while broken; a probe that succeeds again calls
-``on_healed()``.
+once, a cut link with silence, which each probe waits ``watch_timeout_s`` for. A probe whose TCP
+connection the node's host accepted but whose TLS or hello timed out means a busy agent rather than
+a broken path (the kernel answers for it): it takes ``watch_slow_failures`` of those in a row. A
+probe that timed out while bytes from the gateway kept arriving on the forwarding connections does
+not count at all: that path is alive. Probing goes on while broken; a probe that succeeds again
+calls ``on_healed()``.
 """
 
 from __future__ import annotations
@@ -45,25 +47,27 @@ class ChannelWatch:
 
     def _run(self) -> None:
         timing = self._timing
-        in_a_row, reasons = 0, []
-        while not self._cancelled.wait(timing.watch_retry_s if in_a_row else timing.watch_interval_s):
+        reasons: list[str] = []
+        hard = 0  # failures in a row that were not a busy agent's slowness
+        while not self._cancelled.wait(timing.watch_retry_s if reasons else timing.watch_interval_s):
             failure = self._probe_once()
             if self._cancelled.is_set():
                 return
             self._count_probe(failure is None)
             if failure is None:
-                in_a_row, reasons = 0, []
+                reasons, hard = [], 0
                 if self.broken:
                     self.broken = False
                     self._on_healed(self)
                 continue
-            in_a_row, reasons = in_a_row + 1, [*reasons, failure]
-            if in_a_row >= timing.watch_failures and not self.broken:
+            reason, slow = failure
+            reasons, hard = [*reasons, reason], hard if slow else hard + 1
+            if not self.broken and (hard >= timing.watch_failures or len(reasons) >= timing.watch_slow_failures):
                 self.broken = True
                 self._on_broken(self, _summary(reasons))
 
-    def _probe_once(self) -> str | None:
-        """None when the gateway says the attachment is served; otherwise what failed."""
+    def _probe_once(self) -> tuple[str, bool] | None:
+        """None when the gateway says the attachment is served; otherwise (what failed, whether only slow)."""
         self.probes += 1
         started = time.monotonic()
         try:
@@ -74,7 +78,7 @@ class ChannelWatch:
                          self.grant.gateway_address)
                 return None
             self.failures += 1
-            return error.reason
+            return error.reason, error.timed_out and error.reached
         return None
 
 
