@@ -30,11 +30,14 @@ test: setup
 	@$(VENV)/bin/pytest -q
 
 ## bench: signed DescribeEais with 10,000 instances stored; then the data plane (TF direct vs through the agents vs
-## local); then eais-serve (local CPU vs the attached accelerator unbatched vs batched, first request with/without warm-up)
+## local, back-to-back attach p50/p99); relay hops (Python vs HAProxy, plain vs TLS; HAProxy rows only where it is
+## installed); 500 churn cycles with the daemons' leak slopes; then eais-serve (local CPU vs the attached accelerator
+## unbatched vs batched, first request with/without warm-up)
 bench: setup
 	@$(PY) -m benchmarks.describe_eais
 	@$(PY) -m benchmarks.data_plane
 	@$(PY) -m benchmarks.relay_hops
+	@$(PY) -m benchmarks.churn --cycles 500
 	@$(PY) -m benchmarks.serving
 
 clean:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlmodel import Session, create_engine, select
 
+from controller.billing import billed_intervals
 from controller.tables import Transition
 from tests.controller_process import ControllerProcess, create_account_cli, free_port
 from tests.harness.daemons import DaemonProcess, node_agent_args, vm_agent_args
@@ -109,6 +110,18 @@ class FaultCluster:
             assert time.monotonic() < deadline, (f"no {event} for {instance_id} within {timeout_s}s: "
                                                  f"{[(t.event, t.reason) for t in self.transitions(instance_id)]}")
             time.sleep(0.05)
+
+    def billed_spans(self, instance_id: str) -> list[tuple[int, int]]:
+        """The instance's billed intervals (epoch microseconds), per the billing function of its log, until now."""
+        until_us = time.time_ns() // 1000
+        return billed_intervals(self.transitions(instance_id), until_us=until_us).get(instance_id, [])
+
+    def assert_unbilled_from(self, instance_id: str, lost: Transition) -> None:
+        """Billing ends at ``lost`` and resumes, if at all, only when the instance is Available again."""
+        spans = self.billed_spans(instance_id)
+        assert lost.at_us in {end for _, end in spans}, (lost, spans)
+        back = [row.at_us for row in self.transitions(instance_id) if row.event == "node_recovered"]
+        assert all(start >= min(back, default=start) for start, _ in spans if start >= lost.at_us), (spans, back)
 
     def scratch_dirs(self) -> list[str]:
         return sorted(name for name in os.listdir(self.node_tmp) if name.startswith("eais-worker-"))

@@ -42,6 +42,7 @@ def test_an_attach_the_controller_was_killed_in_the_middle_of_completes_when_it_
     in_use_after_s = cluster.eais.wait_until(instance, "InUse", 30)
     app = tf_app("loop", 3)
     app.wait_for("done", 30)
+    print(f"figures: attach completed {in_use_after_s:.2f}s after the controller was back")
 
     assert in_use_after_s < 10.0
     assert app.calls() and all(call["ok"] for call in app.calls())
