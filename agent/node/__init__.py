@@ -11,6 +11,8 @@
                        and ``worker.served``, a worker bound to one attachment
 - ``netns``            private network namespaces and sockets made inside them
 - ``gateway``          the TLS listener: hello, token check, relay into the worker's namespace
+- ``gateway_certificate`` its certificate, signed by the controller, renewed before it expires
+- ``metrics``          Prometheus metrics, read from the agent when scraped
 - ``cli``              ``eais-node run`` / ``eais-node inventory``
 
 Actual state goes to the controller through :mod:`agent.actual_state_reporter`, as for the VM agent.

@@ -15,8 +15,6 @@ agent with ``failure`` set.
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import logging
 import socket
 import threading
@@ -24,12 +22,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from cryptography import x509
-
 from agent.actual_state_reporter import ActualStateReporter
 from agent.controller_link import ControllerLink, LinkRefused, NodeToken
-from agent.gateway_tls import new_gateway_key, server_context
+from agent.gateway_tls import new_gateway_key
 from agent.node.gateway import Gateway, GatewayTarget
+from agent.node.gateway_certificate import GatewayCertificate
 from agent.node.metrics import NodeMetrics
 from agent.node.preflight import NodeAgentError, run_preflight
 from agent.node.registration import gateway_address, node_registration
@@ -45,7 +42,6 @@ from eais_plumbing.service_notify import ServiceNotifier, WatchdogPinger
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)
-RENEW_AT_SHARE = 1 / 3  # re-register for a new certificate when this share of its validity is left
 
 __all__ = ["NodeAgent", "NodeAgentError", "say_line"]
 
@@ -67,8 +63,6 @@ class NodeAgent:
         self._runners: dict[str, SliceRunner] = {}
         self._order: list[str] = []
         self._runners_lock = threading.Lock()
-        self._certificate_pem = ""
-        self._renew_not_before = 0.0
         self.relayed = ByteTally()  # bytes through the gateway, all attachments
         self.heartbeats: Counter[str] = Counter()  # ok, failed
         self.metrics: MetricsServer | None = None
@@ -87,6 +81,7 @@ class NodeAgent:
                                          self.gateway_address, self._key.csr_pem)
         self.link = ControllerLink(self.settings.controller, registration, NodeToken(self._pre.token),
                                    trust=self._pre.trust, call_timeout_s=self.settings.timing.controller_call_timeout_s)
+        self._certificate = GatewayCertificate(self.link, self._key, self.say)
         self.starter = WorkerStarter(self._pre.launch, self._pre.records, self.say)
         self.pool = WorkerPool(self.starter.start, self.settings.warm_workers, on_warm=self._announce_warm,
                                interrupt=self.starter.close).start()
@@ -148,7 +143,7 @@ class NodeAgent:
         try:
             if self.link.register_until_done(self.stop_requested) is None:
                 return
-            self._serve_gateway()
+            self.gateway.serve(self._certificate.context())
             for target, name in ((self._beat, "heartbeats"), (self.reporter.run, "reports"),
                                  (self._follow_desired_states, "desired")):
                 threading.Thread(target=self._fatal_on_refusal, args=(target,), name=name, daemon=True).start()
@@ -186,9 +181,9 @@ class NodeAgent:
         watchdog = WatchdogPinger.from_environment(self._notifier)
         while not self.stop_requested.wait(1.0):
             watchdog.tick()
-            self._renew_certificate_if_due()
-            if self.link.last_registration.gateway_certificate_pem != self._certificate_pem:
-                self.gateway.use_context(self._tls_context())  # the link registered again (session replaced)
+            self._certificate.renew_if_due()
+            if self._certificate.newer_one_registered():  # renewed, or the link registered again by itself
+                self.gateway.use_context(self._certificate.context())
 
     def _beat(self, stop: threading.Event) -> None:
         self.link.run_heartbeats(stop, lambda ok: self.heartbeats.update(["ok" if ok else "failed"]))
@@ -257,36 +252,6 @@ class NodeAgent:
         with socket.socket() as probe:  # host network: every worker needs a port of its own
             probe.bind(("127.0.0.1", 0))
             return probe.getsockname()[1]
-
-    # -- gateway certificate -----------------------------------------------------------------
-
-    def _serve_gateway(self) -> None:
-        self.gateway.serve(self._tls_context())
-
-    def _tls_context(self):  # noqa: ANN202 - ssl.SSLContext
-        registration = self.link.last_registration
-        self._certificate_pem = registration.gateway_certificate_pem
-        return server_context(self._key.key_pem, registration.gateway_certificate_pem, registration.ca_certificate_pem)
-
-    def _renew_certificate_if_due(self) -> None:
-        not_before, not_after = _validity(self._certificate_pem)
-        lifetime = not_after - not_before
-        left = not_after - dt.datetime.now(dt.UTC)
-        if left > lifetime * RENEW_AT_SHARE or time.monotonic() < self._renew_not_before:
-            return
-        try:
-            self.link.register()
-            self.say("gateway certificate renewed (registered again)")
-        except Exception as error:  # noqa: BLE001 - LinkRefused or unreachable: the old one still holds for now
-            self._renew_not_before = time.monotonic() + 600
-            log.warning("cannot renew the gateway certificate yet (%s left): %s", left, error)
-
-
-@functools.lru_cache(maxsize=4)
-def _validity(certificate_pem: str) -> tuple[dt.datetime, dt.datetime]:
-    """(not before, not after) of a certificate, parsed once: the watch loop asks every second."""
-    certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
-    return certificate.not_valid_before_utc, certificate.not_valid_after_utc
 
 
 def _serve_metrics(host: str, port: int, collector: NodeMetrics) -> MetricsServer:

@@ -9,6 +9,7 @@
 - ``routing``         forwards or refuses each TensorFlow connection; cuts relays of old views
 - ``refusal_server``  gRPC on a unix socket that answers every method UNAVAILABLE + the message
 - ``status``          the status JSON and ``eais-agent status``
+- ``metrics``         Prometheus metrics, read from the agent when scraped
 - ``tf_version``      the VM's TensorFlow version (package metadata) and the major.minor check
 - ``cli``             ``eais-agent run`` / ``eais-agent status``
 """
