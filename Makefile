@@ -30,13 +30,17 @@ test: setup
 	@$(VENV)/bin/pytest -q
 
 ## bench: the fleet sweep (100 to 4,000 simulated agents against one controller on SQLite and three replicas on
-## PostgreSQL when EAIS_BENCH_PG_URL/EAIS_TEST_PG_URL is set: where it breaks and why); signed DescribeEais with 10,000 instances stored; then the data plane (TF direct vs through the agents vs
-## local); then eais-serve (local CPU vs the attached accelerator unbatched vs batched, first request with/without warm-up)
+## PostgreSQL when EAIS_BENCH_PG_URL/EAIS_TEST_PG_URL is set: where it breaks and why); signed DescribeEais with
+## 10,000 instances stored; then the data plane (TF direct vs through the agents vs local, back-to-back attach
+## p50/p99); relay hops (Python vs HAProxy, plain vs TLS; HAProxy rows only where it is installed); 500 churn cycles
+## with the daemons' leak slopes; then eais-serve (local CPU vs the attached accelerator unbatched vs batched, first
+## request with/without warm-up)
 bench: setup
 	@$(PY) -m benchmarks.fleet
 	@$(PY) -m benchmarks.describe_eais
 	@$(PY) -m benchmarks.data_plane
 	@$(PY) -m benchmarks.relay_hops
+	@$(PY) -m benchmarks.churn --cycles 500
 	@$(PY) -m benchmarks.serving
 
 clean:

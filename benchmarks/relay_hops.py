@@ -1,22 +1,33 @@
-"""What the channel's encryption costs: TensorFlow through two relay hops with and without TLS.
+"""Where the channel's latency goes: TensorFlow through two relay hops, Python's and HAProxy's, with and without TLS.
 
-    python -m benchmarks.relay_hops      (make bench runs it after the data-plane benchmark)
+    python -m benchmarks.relay_hops [--rounds 3] [--calls 1000]      (make bench runs it)
 
-Two processes relay like the VM agent and the node gateway do (agent.relay, agent.tls_stream),
-with no agent logic around them: (a) TF straight to a worker, (p) two plain hops, (t) two hops
-whose middle leg is TLS 1.3 with a certificate from an agent CA. Each relay runs in its own
-process, as the agents do, so the interpreter lock is not shared between the hops.
+Two processes relay like the VM agent and the node gateway do, with no agent logic around them,
+each in its own process as the agents are (so the hops do not share an interpreter lock):
+
+    (a)  TF straight to a worker
+    (p)  two plain hops, Python (agent.relay: a thread per direction, blocking sockets)
+    (t)  the same with TLS 1.3 between the hops (agent.tls_stream, a certificate from an agent CA)
+    (h)  two plain hops, HAProxy (tcp mode, one thread), if ``haproxy`` is installed
+    (ht) the same with TLS 1.3 between the hops, HAProxy terminating and originating it
+
+One TensorFlow client visits all of them in turn, ``--rounds`` times, so a busy moment of the
+machine falls on all alike; the table gives the call percentiles over every round, the range of
+the per-round p99, and each row against (a).
 """
 
 from __future__ import annotations
 
+import argparse
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from benchmarks.data_plane import free_port, run_client
+from benchmarks.data_plane import free_port, run_clients
 
 
 def _serve(role: str, listen_port: int, upstream_port: int, certs: Path) -> None:
@@ -55,6 +66,7 @@ def _write_certs(directory: Path) -> None:
     directory.joinpath("key").write_text(key.key_pem)
     directory.joinpath("cert").write_text(ca.sign_gateway(key.csr_pem, "127.0.0.1:1"))
     directory.joinpath("ca").write_text(ca.certificate_pem)
+    directory.joinpath("cert+key").write_text(directory.joinpath("cert").read_text() + key.key_pem)
 
 
 def _start(*args: str) -> subprocess.Popen:
@@ -63,33 +75,90 @@ def _start(*args: str) -> subprocess.Popen:
     return process
 
 
+def _haproxy(listen_port: int, upstream_port: int, certs: Path, tls: str) -> subprocess.Popen:
+    """One HAProxy hop: ``tls`` is "", "in" (terminates TLS 1.3) or "out" (originates it, verifying the CA)."""
+    bind_tls = f" ssl crt {certs / 'cert+key'} ssl-min-ver TLSv1.3" if tls == "in" else ""
+    server_tls = f" ssl verify required ca-file {certs / 'ca'} ssl-min-ver TLSv1.3 sni str(127.0.0.1)" \
+        if tls == "out" else ""
+    config = certs / f"haproxy-{listen_port}.cfg"
+    config.write_text(f"""global
+    nbthread 1
+    tune.ssl.default-dh-param 2048
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend hop
+    bind 127.0.0.1:{listen_port}{bind_tls}
+    default_backend next
+backend next
+    server upstream 127.0.0.1:{upstream_port}{server_tls}
+""")
+    process = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    _wait_listening(listen_port)
+    return process
+
+
+def _wait_listening(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
 def main() -> None:
-    if len(sys.argv) > 1:  # a relay process: ROLE LISTEN UPSTREAM CERTDIR
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-"):  # a relay process: ROLE LISTEN UPSTREAM CERTDIR
         _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
         return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=1000)
+    options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="eais-hops-") as directory:
         certs = Path(directory)
         _write_certs(certs)
-        worker_port, plain_far, plain_near, tls_far, tls_near = (free_port() for _ in range(5))
-        processes = [subprocess.Popen([sys.executable, "-m", "benchmarks.plain_worker", str(worker_port)],
+        worker = free_port()
+        processes = [subprocess.Popen([sys.executable, "-m", "benchmarks.plain_worker", str(worker)],
                                       stdout=subprocess.PIPE, text=True)]
         try:
             assert processes[0].stdout.readline().strip() == "ready"
-            processes += [_start("plain", str(plain_far), str(worker_port), directory),
-                          _start("plain", str(plain_near), str(plain_far), directory),
-                          _start("tls-in", str(tls_far), str(worker_port), directory),
-                          _start("tls-out", str(tls_near), str(tls_far), directory)]
-            rows = {"(a) straight to the worker": run_client(f"127.0.0.1:{worker_port}"),
-                    "(p) two plain relay hops": run_client(f"127.0.0.1:{plain_near}"),
-                    "(t) two hops, TLS between": run_client(f"127.0.0.1:{tls_near}")}
+            rows = {"(a) straight to the worker": f"127.0.0.1:{worker}"}
+            for name, (far_role, near_role) in {"(p) two hops, Python": ("plain", "plain"),
+                                                "(t) two hops, Python, TLS between": ("tls-in", "tls-out")}.items():
+                far, near = free_port(), free_port()
+                processes += [_start(far_role, str(far), str(worker), directory),
+                              _start(near_role, str(near), str(far), directory)]
+                rows[name] = f"127.0.0.1:{near}"
+            if shutil.which("haproxy"):
+                for name, (far_tls, near_tls) in {"(h) two hops, HAProxy": ("", ""),
+                                                  "(ht) two hops, HAProxy, TLS between": ("in", "out")}.items():
+                    far, near = free_port(), free_port()
+                    processes += [_haproxy(far, worker, certs, far_tls), _haproxy(near, far, certs, near_tls)]
+                    rows[name] = f"127.0.0.1:{near}"
+            else:
+                print("relay hops: haproxy is not installed (apt-get install haproxy); its rows are left out")
+            measured = run_clients(list(rows.values()), rounds=options.rounds, calls=options.calls)
         finally:
             for process in processes:
                 process.kill()
-    base = rows["(a) straight to the worker"]
-    print(f"\n{'':30s}{'call p50':>10s}{'batch p50':>11s}{'MB/s':>8s}{'latency':>9s}{'throughput':>11s}")
+    print_table({name: measured[target] for name, target in rows.items()}, base="(a) straight to the worker")
+
+
+def print_table(rows: dict[str, dict], base: str) -> None:
+    direct = rows[base]
+    print(f"\n{'':38s}{'call p50':>9s}{'p90':>8s}{'p99':>8s}{'p99 per round':>20s}{'MB/s':>7s}"
+          f"{'p50':>7s}{'p99':>7s}")
     for name, row in rows.items():
-        print(f"{name:30s}{row['call_p50_ms']:>8.2f}ms{row['batch_p50_ms']:>9.1f}ms{row['throughput_mb_s']:>8.0f}"
-              f"{row['call_p50_ms'] / base['call_p50_ms']:>8.2f}x{row['throughput_mb_s'] / base['throughput_mb_s']:>10.2f}x")
+        per_round = "-".join(f"{ms:.1f}" for ms in (min(row["call_p99_ms_rounds"]), max(row["call_p99_ms_rounds"])))
+        print(f"{name:38s}{row['call_p50_ms']:>7.2f}ms{row['call_p90_ms']:>6.2f}ms{row['call_p99_ms']:>6.2f}ms"
+              f"{per_round:>18s}ms{row['throughput_mb_s']:>7.0f}{row['call_p50_ms'] / direct['call_p50_ms']:>6.2f}x"
+              f"{row['call_p99_ms'] / direct['call_p99_ms']:>6.2f}x")
 
 
 if __name__ == "__main__":

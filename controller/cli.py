@@ -63,7 +63,7 @@ def serve(
     api_processes: Annotated[int, typer.Option(min=1, max=64, help="Processes answering the EAIS API (one per core helps under load).")] = 1,
 ) -> None:
     """Run the controller: EAIS API, admin API, agent gRPC service and reconciler, until Ctrl-C."""
-    from agent.service_notify import ServiceNotifier, ready_then_watchdog
+    from eais_plumbing.service_notify import ServiceNotifier, ready_then_watchdog
     from controller.key_store import admin_token, node_token
     from controller.server import start_controller
 

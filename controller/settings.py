@@ -15,14 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
 from controller.states import Status
+from eais_plumbing.settings_loader import LayeredSettings, is_placeholder, load_layered_settings
 
 
 class InstanceTypeSpec(BaseModel):
@@ -117,7 +113,7 @@ class AccountRules(BaseModel):
     client_min_memory_mib: int = 2048
 
 
-class ControllerSettings(BaseSettings):
+class ControllerSettings(LayeredSettings):
     model_config = SettingsConfigDict(env_prefix="EAIS_", env_nested_delimiter="__", extra="ignore")
 
     db_url: str = Field(default="sqlite:///eais-controller.db", description="SQLAlchemy URL; sqlite or postgresql")
@@ -146,7 +142,7 @@ class ControllerSettings(BaseSettings):
     @field_validator("master_key", "admin_token", "node_token")
     @classmethod
     def _refuse_placeholders(cls, value: str | None) -> str | None:
-        if value is not None and value.strip().lower() in _PLACEHOLDERS:
+        if value is not None and is_placeholder(value):
             raise ValueError(f"{value!r} is a placeholder, not a secret: set a real one or leave it unset")
         return value
 
@@ -161,18 +157,6 @@ class ControllerSettings(BaseSettings):
             if not _is_tls_name(name):
                 raise ValueError(f"grpc_tls_names: {name!r} is neither an IP address nor a host name")
         return names
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # toml_file is only set on the subclass load_settings makes for --config.
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir is not None:
@@ -192,7 +176,6 @@ class ControllerSettings(BaseSettings):
         return next((r for r in self.regions if r.region_id == region_id), None)
 
 
-_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "xxx", "todo", "placeholder"}
 _ANY_ADDRESS = {"", "0.0.0.0", "::"}
 _HOST_NAME = re.compile(r"(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?")
 
@@ -207,13 +190,4 @@ def _is_tls_name(name: str) -> bool:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> ControllerSettings:
     """Load settings once; ``config_file`` is the ``--config`` TOML file."""
-    if config_file is not None and not config_file.is_file():
-        raise FileNotFoundError(f"config file {config_file} does not exist")
-    settings_class = ControllerSettings
-    if config_file is not None:
-        settings_class = type(
-            "ControllerSettingsFromFile",
-            (ControllerSettings,),
-            {"model_config": SettingsConfigDict(**{**ControllerSettings.model_config, "toml_file": config_file})},
-        )
-    return settings_class(**{k: v for k, v in overrides.items() if v is not None})
+    return load_layered_settings(ControllerSettings, config_file, **overrides)

@@ -11,6 +11,7 @@ transition row in the same database transaction).
     Available --attach--> Attaching --attach_ready--> InUse
     Attaching --attach_failed | attach_timeout--> Available           (binding dropped)
     InUse --detach--> Detaching --detach_done--> Available
+    InUse --channel_lost--> Unavailable                               (the VM saw the data path break)
     Detaching --detach_timeout--> Unavailable                         (memory not confirmed free)
     Pending | Starting --start_timeout--> Unavailable
     Starting | Available | Attaching | InUse | Detaching --node_lost--> Unavailable
@@ -46,6 +47,7 @@ class Event(StrEnum):
     DETACH = "detach"
     DETACH_DONE = "detach_done"
     DETACH_TIMEOUT = "detach_timeout"
+    CHANNEL_LOST = "channel_lost"
     NODE_LOST = "node_lost"
     NODE_RECOVERED = "node_recovered"
     RELEASE = "release"
@@ -69,6 +71,7 @@ TRANSITIONS: dict[tuple[Status | None, Event], Status] = {
     (IN_USE, Event.DETACH): DETACHING,
     (DETACHING, Event.DETACH_DONE): AVAILABLE,
     (DETACHING, Event.DETACH_TIMEOUT): UNAVAILABLE,
+    (IN_USE, Event.CHANNEL_LOST): UNAVAILABLE,
     **{(s, Event.NODE_LOST): UNAVAILABLE for s in (STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING)},
     (UNAVAILABLE, Event.NODE_RECOVERED): AVAILABLE,
     **{(s, Event.RELEASE): RELEASED for s in (PENDING, STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE)},

@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
+from sqlmodel import select
+
 from agent.node.agent import WARM_POOL_LINE
 from controller.accounts import create_account
 from controller.agent_ca import agent_ca_certificate_path
 from controller.context import ControllerContext
-from controller.key_store import node_token
 from controller.server import RunningController, start_controller
 from controller.settings import load_settings
 from controller.tables import ClientInstance, Node
 from eais_cli.say import say
-from sqlmodel import select
+from eais_plumbing.endpoint_status import EndpointUnreachable, query_endpoint_status
 
 REGION, ZONE = "cn-hangzhou", "cn-hangzhou-a"
 VPC, VSWITCH = "vpc-local", "vsw-local"
@@ -45,6 +45,8 @@ class ClusterOptions:
     gateway_port: int = 50052
     backend: str = "auto"
     ready_timeout_s: float = 120.0
+    node_metrics_port: int = 0  # Prometheus /metrics of the node agent; 0: none
+    agent_metrics_port: int = 0  # and of the VM agent
 
 
 @dataclass
@@ -137,6 +139,7 @@ class LocalCluster:
             "--backend", self.options.backend, "--gateway-port", str(self.options.gateway_port),
             "--advertise", "127.0.0.1", "--worker-isolation", isolation, "--region", REGION, "--zone", ZONE,
             "--node-id", f"local-{socket.gethostname()}"[:64], "--state-dir", str(self.options.data_dir / "node"),
+            *_metrics_flag(self.options.node_metrics_port),
         ]
 
     def _agent_command(self) -> list[str]:
@@ -146,6 +149,7 @@ class LocalCluster:
             "--credentials-file", str(self.options.data_dir / "credentials.json"),
             "--endpoint", self.tf_endpoint, "--region", REGION, "--zone", ZONE,
             "--vpc-id", VPC, "--vswitch-id", VSWITCH, "--state-dir", str(self.options.data_dir / "agent"),
+            *_metrics_flag(self.options.agent_metrics_port),
         ]
 
     def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
@@ -186,6 +190,10 @@ def this_host_instance_id() -> str:
     except OSError:
         seed = socket.gethostname()
     return "i-local" + hashlib.sha256(seed.encode()).hexdigest()[:12]
+
+
+def _metrics_flag(port: int) -> list[str]:
+    return ["--metrics-port", str(port)] if port else []
 
 
 def _script(name: str) -> str:

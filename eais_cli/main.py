@@ -29,6 +29,8 @@ def up(
     tf_port: Annotated[int, typer.Option(help="local TensorFlow endpoint of this host's VM agent")] = 8470,
     gateway_port: Annotated[int, typer.Option(help="the node agent's TLS gateway")] = 50052,
     backend: Annotated[str, typer.Option(help="node backend: auto (GPU if NVML finds one), gpu or cpu")] = "auto",
+    node_metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics of the node agent on 127.0.0.1 (0: none)")] = 9471,
+    agent_metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics of the VM agent on 127.0.0.1 (0: none)")] = 9472,
     demo: Annotated[bool, typer.Option(help="once ready, create, attach, run a Keras model, detach and bill")] = False,
 ) -> None:
     """Start a controller, a node agent and a VM agent for this host; print `ready`; stop on Ctrl-C.
@@ -40,7 +42,8 @@ def up(
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    cluster = LocalCluster(ClusterOptions(data_dir.resolve(), api_port, grpc_port, tf_port, gateway_port, backend))
+    cluster = LocalCluster(ClusterOptions(data_dir.resolve(), api_port, grpc_port, tf_port, gateway_port, backend,
+                                          node_metrics_port=node_metrics_port, agent_metrics_port=agent_metrics_port))
     code = 0
     try:
         cluster.start()
@@ -48,6 +51,9 @@ def up(
         creds = cluster.credentials
         say(f"credentials: {data_dir / 'credentials.json'} (region {creds['RegionId']}, "
             f"this host is client instance {creds['ClientInstanceId']}, vSwitch {creds['VSwitchId']})")
+        for name, port in (("node agent", node_metrics_port), ("VM agent", agent_metrics_port)):
+            if port:
+                say(f"metrics: {name} http://127.0.0.1:{port}/metrics")
         say(f"ready: EAIS API http://{cluster.endpoint}/  TensorFlow endpoint {cluster.tf_endpoint}  (Ctrl-C stops)")
         if demo:
             run_demo(cluster)

@@ -22,24 +22,30 @@ ordinary TensorFlow::
 
 What to expect:
 
-- ``connect()`` raises :class:`AcceleratorUnavailable` when no agent answers, no accelerator is
-  attached (with the agent's own message) or TensorFlow behind the endpoint does not serve a call
-  within ``timeout_s``, and :class:`VersionMismatch` when the GPU node's TensorFlow major.minor
-  differs from this VM's. Called again with the same endpoint it returns the same
+- ``connect()`` waits (within ``timeout_s``) for an attach in progress, then raises
+  :class:`AcceleratorUnavailable` when no agent answers, no accelerator is attached (with the
+  agent's own message) or TensorFlow behind the endpoint does not serve a call within
+  ``timeout_s``, and :class:`VersionMismatch` when the GPU node's TensorFlow major.minor differs
+  from this VM's. Called again with the same endpoint it returns the same
   :class:`RemoteConnection` (after a lost accelerator, use ``reconnect()``).
 - The accelerator becomes the default device of the thread that called ``connect()``; other
   threads (request handlers, data loaders) use ``with connection.device_scope():``. Create models
   after connecting: variables stay where they were created.
-- A lost accelerator fails the pending call instead of hanging: at once when the worker or the
-  relay goes away, within about ten seconds when the worker stops answering
-  (:class:`LivenessTimings`). TensorFlow raises ``tf.errors.UnavailableError``; inside
-  ``with remote_tf.translate_errors():`` that becomes :class:`AcceleratorLost`, whose message
-  says what the agent reports now.
+- A lost accelerator fails the pending call instead of hanging: at once when the worker, the
+  relay or the VM agent goes away (and every call while the agent is down), within about five
+  seconds when the VM agent sees the node's gateway stop answering, within about ten when only
+  the worker stops answering (:class:`LivenessTimings`). TensorFlow raises
+  ``tf.errors.UnavailableError`` (``AbortedError`` when the worker forgot this process's context);
+  inside ``with remote_tf.translate_errors():`` that becomes :class:`AcceleratorLost`, whose
+  message says what the agent reports now. Calls work again by themselves when the same worker
+  serves again within ``keep_alive_secs`` (e.g. the VM agent restarted); otherwise the error says
+  to call ``reconnect()``.
 - ``remote_tf.reconnect()`` joins again (same endpoint by default), e.g. after a new attach.
   ``tf.function``s keep working; tensors, variables and so models from before are gone: rebuild
   or reload them. ``remote_tf.disconnect()`` makes the local CPU the default again.
-- ``connect()`` sets ``TF_GRPC_DEFAULT_OPTIONS`` (keepalive pings) and ``GRPC_FAIL_FAST=true``
-  unless you set them; TensorFlow reads the first once per process, so connect before opening
+- ``connect()`` sets ``TF_GRPC_DEFAULT_OPTIONS`` (keepalive pings), ``GRPC_FAIL_FAST=true`` and
+  ``TF_ENABLE_EAGER_CLIENT_STREAMING_ENQUEUE=false`` (see :mod:`remote_tf.liveness`) unless you
+  set them; TensorFlow reads the first once per process, so connect before opening
   any other TensorFlow gRPC connection. Each connect or reconnect leaves one idle local TensorFlow
   server behind (TensorFlow cannot stop them).
 - TF1 sessions: ``tf.compat.v1.Session(remote_tf.session_target())`` makes the same checks.

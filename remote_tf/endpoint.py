@@ -1,7 +1,7 @@
 """Which TensorFlow endpoint to use, and whether it can take work before TensorFlow touches it.
 
 The endpoint is normally the VM agent (``127.0.0.1:8470``), which answers a status request of its
-own (:mod:`agent.endpoint_status`) and otherwise forwards TensorFlow's gRPC bytes to a worker on
+own (:mod:`eais_plumbing.endpoint_status`) and otherwise forwards TensorFlow's gRPC bytes to a worker on
 the GPU node. A bare TensorFlow worker does not answer that request; then only the TensorFlow
 probe below applies.
 
@@ -13,11 +13,12 @@ for a dead endpoint forever) and its remote protocols carry no version check.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import grpc
 
-from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
+from eais_plumbing.endpoint_status import EndpointUnreachable, query_endpoint_status
 from remote_tf.errors import AcceleratorUnavailable, VersionMismatch
 
 DEFAULT_ENDPOINT = "127.0.0.1:8470"
@@ -25,6 +26,8 @@ ENDPOINT_ENV = "EAIS_TF_ENDPOINT"
 # An RPC every TensorFlow worker serves; its request message (GetStatusRequest) has no fields.
 WORKER_STATUS_METHOD = "/tensorflow.WorkerService/GetStatus"
 WHAT_TO_CHECK = "is eais-agent running on this VM and an accelerator attached? `eais-agent status` shows both"
+ATTACHING = "attaching"  # the agent's state while an attach is in progress (eais_plumbing.endpoint_status)
+ATTACH_POLL_S = 0.05
 
 
 def resolve_endpoint(endpoint: str | None = None) -> str:
@@ -34,8 +37,16 @@ def resolve_endpoint(endpoint: str | None = None) -> str:
 
 
 def check_endpoint(endpoint: str, *, local_tf_version: str, timeout_s: float) -> dict[str, Any] | None:
-    """Raise unless ``endpoint`` can take TensorFlow work now; return the agent's status (None: bare worker)."""
+    """Raise unless ``endpoint`` can take TensorFlow work now; return the agent's status (None: bare worker).
+
+    An attach in progress (the agent says ``attaching``) is waited for, within ``timeout_s``: the
+    instance shows InUse a moment before the VM agent hears of it, and a worker may still be starting.
+    """
+    deadline = time.monotonic() + timeout_s
     status = agent_status(endpoint, timeout_s)
+    while status is not None and status.get("state") == ATTACHING and time.monotonic() < deadline:
+        time.sleep(ATTACH_POLL_S)
+        status = agent_status(endpoint, max(0.1, deadline - time.monotonic()))
     if status is not None:
         refuse_unhealthy(endpoint, status)
         refuse_other_tf_version(endpoint, status, local_tf_version)

@@ -12,6 +12,9 @@ Which TensorFlow errors mean "the accelerator went away" (measured with TensorFl
   all addresses") or refuses calls (with the agent's message). Later remote calls fail as well
   until ``remote_tf.reconnect()``, unless the very same worker comes back.
 - ``DeadlineExceededError``: a TF1 session's ``operation_timeout_in_ms`` ran out.
+- ``AbortedError``: the worker no longer knows this process's remote context ("Unable to find a
+  context_id"): it was restarted, or it dropped the context after ``keep_alive_secs`` without
+  hearing from us (e.g. the VM agent was down longer than that). Only a reconnect helps.
 
 Everything else (shapes, out of memory, a bad op) is the program's error and passes unchanged.
 The message adds what the VM agent says now, asked with a short timeout, so the person reading it
@@ -25,7 +28,7 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
-from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
+from eais_plumbing.endpoint_status import EndpointUnreachable, query_endpoint_status
 from remote_tf.connection import current_connection
 from remote_tf.endpoint import resolve_endpoint
 from remote_tf.errors import AcceleratorLost
@@ -33,6 +36,7 @@ from remote_tf.errors import AcceleratorLost
 LOST_ACCELERATOR_ERRORS: tuple[type[tf.errors.OpError], ...] = (
     tf.errors.UnavailableError,
     tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
 )
 AGENT_STATUS_TIMEOUT_S = 1.0
 

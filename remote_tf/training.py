@@ -53,13 +53,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from remote_tf.connection import (
-    LOCAL_JOB,
-    RemoteConnection,
-    connect,
-    current_connection,
-    reconnect,
-)
+from remote_tf.connection import LOCAL_JOB, RemoteConnection, connect, current_connection, reconnect
 from remote_tf.endpoint import check_endpoint
 from remote_tf.errors import AcceleratorLost, AcceleratorUnavailable, RemoteTFError
 from remote_tf.tf_errors import translate_errors

@@ -1,9 +1,11 @@
 """The TensorFlow worker the node agent starts: one process per attachment, killed on detach.
 
-    python -m remote_tf.worker [--netns-fd FD] [--uid UID] [--parent-pid PID]
+    python -m remote_tf.worker [--netns-fd FD] [--uid UID] [--parent-pid PID] [--scratch DIR]
 
-It enters its sandbox (see :mod:`remote_tf.worker_sandbox`), imports TensorFlow (seconds), and
-says so; the agent keeps such warm workers in a pool. Then it waits on stdin for one assignment
+Normally forked by :mod:`remote_tf.worker_fork_server` with TensorFlow already imported (milliseconds);
+started this way, as a fresh process, it imports TensorFlow itself (seconds). Either way it enters its
+sandbox (see :mod:`remote_tf.worker_sandbox`) and says it is warm; the agent keeps such warm workers
+in a pool. Then it waits on stdin for one assignment
 
     {"port": 2222, "gpu_index": 0, "memory_mib": 8192, "backend": "gpu", "gpu_uuid": "GPU-…"}
 
@@ -135,20 +137,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--netns-fd", type=int, help="enter the network namespace open on this descriptor")
     parser.add_argument("--uid", type=int, help="run as this uid (and gid)")
     parser.add_argument("--parent-pid", type=int, help="exit at once if the parent is no longer this process")
+    parser.add_argument("--scratch", help="private directory (mode 0700, owned by the worker's uid) for HOME and TMPDIR")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    options = parse_args(argv)
+def run_worker(sandbox: Sandbox, started: float) -> int:
+    """Enter the sandbox and serve; the exit code when the sandbox fails (serving ends in os._exit)."""
     protocol = protocol_stream()
-    started = time.monotonic()
     try:
-        enter_sandbox(Sandbox(options.netns_fd, options.uid, options.parent_pid))
+        enter_sandbox(sandbox)
     except SandboxError as error:
         emit(protocol, "error", message=str(error))
         return 3
     code = serve(protocol, started)
     os._exit(code)  # TensorFlow's server threads would keep a normal exit waiting
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    return run_worker(Sandbox(options.netns_fd, options.uid, options.parent_pid, options.scratch), time.monotonic())
 
 
 if __name__ == "__main__":

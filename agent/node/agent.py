@@ -15,32 +15,33 @@ agent with ``failure`` set.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
-from cryptography import x509
-
+from agent.actual_state_reporter import ActualStateReporter
 from agent.controller_link import ControllerLink, LinkRefused, NodeToken
-from agent.gateway_tls import new_gateway_key, server_context
+from agent.gateway_tls import new_gateway_key
 from agent.node.gateway import Gateway, GatewayTarget
+from agent.node.gateway_certificate import GatewayCertificate
+from agent.node.metrics import NodeMetrics
 from agent.node.preflight import NodeAgentError, run_preflight
 from agent.node.registration import gateway_address, node_registration
-from agent.node.reporter import Reporter
 from agent.node.settings import NodeSettings
 from agent.node.slices import SliceDeps, SliceRunner
 from agent.node.slicing import SliceSpec
-from agent.node.worker_observer import WorkerObserver
-from agent.node.worker_pool import WorkerPool
-from agent.node.worker_process import WorkerProcess
-from agent.service_notify import ServiceNotifier, WatchdogPinger
+from agent.node.worker.observer import WorkerObserver
+from agent.node.worker.pool import WorkerPool
+from agent.node.worker.starter import WorkerStarter
+from agent.relay import ByteTally
+from eais_plumbing.metrics_server import MetricsServer
+from eais_plumbing.service_notify import ServiceNotifier, WatchdogPinger
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)
-RENEW_AT_SHARE = 1 / 3  # re-register for a new certificate when this share of its validity is left
 
 __all__ = ["NodeAgent", "NodeAgentError", "say_line"]
 
@@ -62,8 +63,9 @@ class NodeAgent:
         self._runners: dict[str, SliceRunner] = {}
         self._order: list[str] = []
         self._runners_lock = threading.Lock()
-        self._certificate_pem = ""
-        self._renew_not_before = 0.0
+        self.relayed = ByteTally()  # bytes through the gateway, all attachments
+        self.heartbeats: Counter[str] = Counter()  # ok, failed
+        self.metrics: MetricsServer | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -79,12 +81,18 @@ class NodeAgent:
                                          self.gateway_address, self._key.csr_pem)
         self.link = ControllerLink(self.settings.controller, registration, NodeToken(self._pre.token),
                                    trust=self._pre.trust, call_timeout_s=self.settings.timing.controller_call_timeout_s)
-        self.pool = WorkerPool(self._spawn_worker, self.settings.warm_workers, on_warm=self._announce_warm).start()
+        self._certificate = GatewayCertificate(self.link, self._key, self.say)
+        self.starter = WorkerStarter(self._pre.launch, self._pre.records, self.say)
+        self.pool = WorkerPool(self.starter.start, self.settings.warm_workers, on_warm=self._announce_warm,
+                               interrupt=self.starter.close).start()
         self._observer = WorkerObserver(self._pre.nvml)
-        self.reporter = Reporter(self.link, self._picture, self.settings.timing.report_interval_s)
+        self.reporter = ActualStateReporter(self.link.report, lambda: pb.ActualStateReport(node=self._picture()),
+                                             self.settings.timing.report_interval_s)
         self._deps = SliceDeps(self.pool, self._observer, self._pre.inventory.backend, self._worker_port,
                                self.settings.timing, self.say, self.reporter.poke, self.reporter.flush,
-                               self._check_slice)
+                               self._check_slice, self.relayed)
+        if self.settings.metrics_port:
+            self.metrics = _serve_metrics(self.settings.metrics_host, self.settings.metrics_port, NodeMetrics(self))
         threading.Thread(target=self._main, name="node-agent", daemon=True).start()
         return self
 
@@ -107,9 +115,12 @@ class NodeAgent:
             runners = list(self._runners.values())
         _in_parallel([runner.stop for runner in runners])
         self.pool.close()
+        self.starter.close()
         if self.ready.is_set():
             self.reporter.send_now()  # every slice NONE with its memory free
         self.link.close()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self._pre.nvml is not None:
             self._pre.nvml.close()
         self.stopped.set()
@@ -132,8 +143,8 @@ class NodeAgent:
         try:
             if self.link.register_until_done(self.stop_requested) is None:
                 return
-            self._serve_gateway()
-            for target, name in ((self.link.run_heartbeats, "heartbeats"), (self.reporter.run, "reports"),
+            self.gateway.serve(self._certificate.context())
+            for target, name in ((self._beat, "heartbeats"), (self.reporter.run, "reports"),
                                  (self._follow_desired_states, "desired")):
                 threading.Thread(target=self._fatal_on_refusal, args=(target,), name=name, daemon=True).start()
             self._announce()
@@ -161,7 +172,8 @@ class NodeAgent:
         self.say(f"registered node {self.link.agent_id} ({inventory.backend} backend: {inventory.accelerator_model}) "
                  f"with {len(slices)} slices: {offered}")
         self.say(f"gateway listening on {self.settings.gateway_host}:{self.gateway.port}, "
-                 f"advertised as {self.gateway_address}; {self.settings.warm_workers} warm worker(s) kept")
+                 f"advertised as {self.gateway_address}; {self.settings.warm_workers} warm worker(s) kept"
+                 + (f"; metrics on {self.metrics.url}" if self.metrics else ""))
         self.ready.set()
         self._notifier.ready(f"serving {len(slices)} slices ({inventory.backend}) at {self.gateway_address}")
 
@@ -169,9 +181,16 @@ class NodeAgent:
         watchdog = WatchdogPinger.from_environment(self._notifier)
         while not self.stop_requested.wait(1.0):
             watchdog.tick()
-            self._renew_certificate_if_due()
-            if self.link.last_registration.gateway_certificate_pem != self._certificate_pem:
-                self.gateway.use_context(self._tls_context())  # the link registered again (session replaced)
+            self._certificate.renew_if_due()
+            if self._certificate.newer_one_registered():  # renewed, or the link registered again by itself
+                self.gateway.use_context(self._certificate.context())
+
+    def _beat(self, stop: threading.Event) -> None:
+        self.link.run_heartbeats(stop, lambda ok: self.heartbeats.update(["ok" if ok else "failed"]))
+
+    def runners(self) -> list[SliceRunner]:
+        with self._runners_lock:
+            return list(self._runners.values())
 
     def _follow_desired_states(self, stop: threading.Event) -> None:
         for desired in self.link.desired_states(stop):
@@ -234,31 +253,13 @@ class NodeAgent:
             probe.bind(("127.0.0.1", 0))
             return probe.getsockname()[1]
 
-    def _spawn_worker(self, name: str, on_change: Callable[[], None]) -> WorkerProcess:
-        return WorkerProcess.spawn(self._pre.launch, self._pre.records, name, on_change)
 
-    # -- gateway certificate -----------------------------------------------------------------
-
-    def _serve_gateway(self) -> None:
-        self.gateway.serve(self._tls_context())
-
-    def _tls_context(self):  # noqa: ANN202 - ssl.SSLContext
-        registration = self.link.last_registration
-        self._certificate_pem = registration.gateway_certificate_pem
-        return server_context(self._key.key_pem, registration.gateway_certificate_pem, registration.ca_certificate_pem)
-
-    def _renew_certificate_if_due(self) -> None:
-        certificate = x509.load_pem_x509_certificate(self._certificate_pem.encode())
-        lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
-        left = certificate.not_valid_after_utc - dt.datetime.now(dt.UTC)
-        if left > lifetime * RENEW_AT_SHARE or time.monotonic() < self._renew_not_before:
-            return
-        try:
-            self.link.register()
-            self.say("gateway certificate renewed (registered again)")
-        except Exception as error:  # noqa: BLE001 - LinkRefused or unreachable: the old one still holds for now
-            self._renew_not_before = time.monotonic() + 600
-            log.warning("cannot renew the gateway certificate yet (%s left): %s", left, error)
+def _serve_metrics(host: str, port: int, collector: NodeMetrics) -> MetricsServer:
+    try:
+        return MetricsServer.start(host, port, collector)
+    except OSError as error:
+        raise NodeAgentError(f"cannot serve metrics on {host}:{port}: {error.strerror or error}; "
+                             "choose another --metrics-port") from None
 
 
 def _in_parallel(calls: list[Callable[[], None]]) -> None:

@@ -20,6 +20,7 @@ Every option is also a setting, as an EAIS_NODE_* variable or a key of the --con
                                              controller_ca_file = "/etc/eais/agent-ca.crt"
     EAIS_NODE_GATEWAY_PORT=50052             gateway_port = 50052
     EAIS_NODE_WARM_WORKERS=2                 warm_workers = 2
+    EAIS_NODE_METRICS_PORT=9471              metrics_port = 9471
                                              slice_plan = ["eais.ei-a6.2xlarge", "eais.ei-a6.xlarge"]
     EAIS_NODE_TIMING__REPORT_INTERVAL_S=5    timing.report_interval_s = 5
 Workers run in their own network namespace (root, or CAP_SYS_ADMIN + CAP_NET_ADMIN) and, as root,
@@ -63,7 +64,10 @@ def run(
     backend: BackendOption = None,
     gateway_port: Annotated[Optional[int], typer.Option(help="Port of the TLS gateway VM agents connect to (0: any free port). Default 50052.")] = None,
     advertise: Annotated[Optional[str], typer.Option(help="HOST (or HOST:PORT) VM agents dial; the gateway certificate is made for HOST. Default: this host's name, else 127.0.0.1.")] = None,
-    warm_workers: Annotated[Optional[int], typer.Option(help="TensorFlow workers started ahead of attaches (an attach then skips the seconds-long import). Default 1.")] = None,
+    warm_workers: Annotated[Optional[int], typer.Option(help="TensorFlow workers started ahead of attaches; the pool adds up to 4 more for a minute after a take finds it empty. Default 1.")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics (workers and pool, gateway bytes and connections, heartbeats). Default 0: none (eais up turns it on).")] = None,
+    metrics_host: Annotated[Optional[str], typer.Option(help="Address the metrics listener binds. Default 127.0.0.1.")] = None,
+    worker_start: Annotated[Optional[str], typer.Option(help="fork: workers forked from one process that imported TensorFlow at start (an attach then takes milliseconds even back to back). spawn: each worker a fresh interpreter that imports TensorFlow (seconds each; the pool hides it only between attaches). Default fork.")] = None,
     worker_isolation: Annotated[Optional[str], typer.Option(help="netns: each worker in its own network namespace, reachable only through the gateway (needs root or CAP_SYS_ADMIN+CAP_NET_ADMIN). none: workers on the host network, reachable by anyone. Default netns.")] = None,
     region: Annotated[Optional[str], typer.Option(help="Region the node serves. Default cn-hangzhou.")] = None,
     zone: Annotated[Optional[str], typer.Option(help="Zone in that region. Default REGION-a.")] = None,
@@ -79,7 +83,8 @@ def run(
     settings = _settings(config, controller=controller, controller_ca_file=controller_ca,
                          controller_plaintext=controller_plaintext or None, token_file=node_token_file, backend=backend,
                          gateway_port=gateway_port, advertise=advertise, warm_workers=warm_workers,
-                         worker_isolation=worker_isolation, region=region, zone=zone, node_id=node_id,
+                         worker_start=worker_start, worker_isolation=worker_isolation, metrics_port=metrics_port,
+                         metrics_host=metrics_host, region=region, zone=zone, node_id=node_id,
                          state_dir=state_dir)
     agent = NodeAgent(settings)
     try:

@@ -16,17 +16,17 @@ import logging
 import socket
 import ssl
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.gateway_protocol import BadHello, Hello, answer, read_hello
-from agent.node.served_worker import ServedWorker, WorkerUnavailable
-from agent.relay import tune
+from agent.gateway_protocol import PROBE, RELAY, BadHello, Hello, answer, read_hello
+from agent.node.worker.served import ServedWorker, WorkerUnavailable
+from agent.relay import close_listener, keep_alive, tune
 from agent.tls_stream import TlsStream
 
 log = logging.getLogger(__name__)
 MAX_PENDING_HANDSHAKES = 64  # connections still in TLS/hello; more are closed at once (slow-client floods)
-KEEPALIVE = ((socket.TCP_KEEPIDLE, 60), (socket.TCP_KEEPINTVL, 10), (socket.TCP_KEEPCNT, 6))
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class Gateway:
         self._context: ssl.SSLContext | None = None
         self._pending = threading.BoundedSemaphore(MAX_PENDING_HANDSHAKES)
         self._closed = threading.Event()
+        self.connections: Counter[str] = Counter()  # relayed, probe, refused, dropped (no TLS or hello)
+        self._counting = threading.Lock()
 
     def serve(self, context: ssl.SSLContext) -> None:
         """Start accepting, with this TLS context (replace it later with :meth:`use_context`)."""
@@ -60,11 +62,7 @@ class Gateway:
 
     def close(self) -> None:
         self._closed.set()
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
-        except OSError:
-            pass
-        self._listener.close()
+        close_listener(self._listener)
 
     def _accept_loop(self) -> None:
         while not self._closed.is_set():
@@ -89,6 +87,7 @@ class Gateway:
         finally:
             self._pending.release()
         if hello is None:
+            self._count("dropped")
             sock.close()
             return
         try:
@@ -113,31 +112,44 @@ class Gateway:
         return stream, None
 
     def _admit(self, stream: TlsStream, hello: Hello, peer: tuple) -> None:
-        shown = repr(hello.attachment_id[:64])
         target = self._lookup(hello.attachment_id)
+        refusal = _refusal(target, hello)
         upstream = None
-        if target is None:
-            refusal = f"attachment {shown} is unknown to this node or has ended"
-        elif not hmac.compare_digest(hello.token.encode(), target.token.encode()):
-            refusal = f"wrong token for attachment {shown}"
-        elif target.served is None:
-            refusal = f"the worker for attachment {shown} is not running yet; retry shortly"
-        else:
+        if refusal is None and hello.purpose == RELAY:
             try:
-                upstream, refusal = target.served.connect_client(), None
+                upstream = target.served.connect_client()
             except WorkerUnavailable as error:
                 refusal = str(error)
-        if refusal is not None:
-            log.info("gateway: refused %s: %s", _peer(peer), refusal)
+        self._count("refused" if refusal is not None else hello.purpose)
+        if refusal is not None or hello.purpose == PROBE:  # a probe is answered and closed either way
+            if refusal is not None:
+                log.info("gateway: refused %s (%s): %s", _peer(peer), hello.purpose, refusal)
             _answer_quietly(stream, refusal)
             stream.close()
             return
         answer(stream, None)
         stream.settimeout(None)
-        _keep_alive(stream.sock)
+        keep_alive(stream.sock)
         tune(upstream)  # without TCP_NODELAY toward the worker, small frames wait out delayed ACKs (~40 ms)
         if target.served.relay(stream, upstream, name=f"gw-{hello.attachment_id[:24]}") is not None:
             log.info("gateway: %s connected to the worker of %s", _peer(peer), hello.attachment_id)
+
+
+    def _count(self, outcome: str) -> None:
+        with self._counting:
+            self.connections[outcome] += 1
+
+
+def _refusal(target: GatewayTarget | None, hello: Hello) -> str | None:
+    """Why this hello is refused; None when its attachment is wanted here, the token matches and it is served."""
+    shown = repr(hello.attachment_id[:64])
+    if target is None:
+        return f"attachment {shown} is unknown to this node or has ended"
+    if not hmac.compare_digest(hello.token.encode(), target.token.encode()):
+        return f"wrong token for attachment {shown}"
+    if target.served is None:
+        return f"the worker for attachment {shown} is not running yet; retry shortly"
+    return target.served.refusal()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -154,13 +166,6 @@ def _answer_quietly(stream: TlsStream, refusal: str) -> None:
         answer(stream, refusal)
     except (OSError, ssl.SSLError, ValueError):
         pass  # the client is gone; nothing to tell
-
-
-def _keep_alive(sock: socket.socket) -> None:
-    """A VM that vanishes without closing is noticed in minutes, not hours."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for option, value in KEEPALIVE:
-        sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def _peer(peer: tuple) -> str:

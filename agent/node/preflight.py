@@ -17,8 +17,8 @@ from agent.node.netns import namespaces_unavailable_reason
 from agent.node.registration import tensorflow_version
 from agent.node.settings import NodeSettings
 from agent.node.slicing import PlanRules, SlicePlanError, SliceSpec, plan_slices
-from agent.node.worker_launch import UidPool, WorkerLaunch, worker_uids
-from agent.node.worker_records import WorkerRecords
+from agent.node.worker.launch import UidPool, WorkerLaunch, worker_uids
+from agent.node.worker.records import WorkerRecords
 
 ISOLATION_NONE_WARNING = (
     "WARNING: --worker-isolation none: TensorFlow workers listen on ALL interfaces of this host, on ports anyone "
@@ -92,4 +92,5 @@ def _worker_launch(settings: NodeSettings, say: Callable[[str], None]) -> Worker
     say(line)
     log_dir = settings.resolved_state_dir() / "worker-logs"
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return WorkerLaunch(python, settings.worker_isolation, log_dir, UidPool(uids) if uids else None)
+    return WorkerLaunch(python, settings.worker_isolation, log_dir, UidPool(uids) if uids else None,
+                        start=settings.worker_start)

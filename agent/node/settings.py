@@ -16,12 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
+
+from eais_plumbing.settings_loader import LayeredSettings, is_placeholder, load_layered_settings
 
 # The controller's default instance types and their accelerator memory, GiB (controller/settings.py).
 DEFAULT_INSTANCE_TYPES_GIB = {
@@ -30,7 +27,6 @@ DEFAULT_INSTANCE_TYPES_GIB = {
 }
 DEFAULT_CPU_SLICE_PLAN = ["eais.ei-a6.xlarge", "eais.ei-a6.xlarge", "eais.ei-a6.2xlarge"]
 NODE_ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "xxx", "todo", "placeholder"}
 
 
 class NodeTimings(BaseModel):
@@ -46,7 +42,7 @@ class NodeTimings(BaseModel):
     controller_call_timeout_s: float = 10.0
 
 
-class NodeSettings(BaseSettings):
+class NodeSettings(LayeredSettings):
     model_config = SettingsConfigDict(env_prefix="EAIS_NODE_", env_nested_delimiter="__", extra="ignore")
 
     controller: str = Field(default="127.0.0.1:50051", description="the controller's agent gRPC address, HOST:PORT")
@@ -67,11 +63,16 @@ class NodeSettings(BaseSettings):
         default=None, description="HOST or HOST:PORT that VM agents dial; the gateway certificate names HOST. "
         "Default: this host's name if it resolves, else 127.0.0.1")
     warm_workers: int = Field(default=1, ge=0, le=32, description="TensorFlow workers kept started ahead of attaches")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics on this port; 0: none")
+    metrics_host: str = Field(default="127.0.0.1", description="address the /metrics listener binds")
     worker_isolation: Literal["netns", "none"] = Field(
         default="netns", description="netns: each worker in its own network namespace; none: on the host network")
     worker_uids: str = Field(
         default="auto", description="uids the workers run as, one per worker: 'A-B', 'none' (the agent's own), "
         "or 'auto' (61000-61999 when root and the Python install is readable by every user, else the agent's own)")
+    worker_start: Literal["fork", "spawn"] = Field(
+        default="fork", description="fork: workers forked from a process that imported TensorFlow once (milliseconds); "
+        "spawn: each worker a fresh interpreter importing TensorFlow itself (seconds)")
     worker_port: int = Field(default=2222, ge=1, le=65535, description="port of each worker inside its namespace")
     worker_python: Path | None = Field(default=None, description="interpreter that runs workers; default: this one")
     state_dir: Path | None = Field(
@@ -89,7 +90,7 @@ class NodeSettings(BaseSettings):
     @field_validator("token")
     @classmethod
     def _refuse_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
+        if value is not None and is_placeholder(value.get_secret_value()):
             raise ValueError("the node token is a placeholder: set the controller's real node token")
         return value
 
@@ -106,14 +107,6 @@ class NodeSettings(BaseSettings):
         if value not in ("auto", "none"):
             parse_uid_range(value)
         return value
-
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     def resolved_node_id(self) -> str:
         if self.node_id:
@@ -143,7 +136,7 @@ class NodeSettings(BaseSettings):
             token = self.token_file.read_text().strip()
         except OSError as error:
             raise ValueError(f"cannot read the node token from {self.token_file}: {error.strerror}") from None
-        if token.lower() in _PLACEHOLDERS:
+        if is_placeholder(token):
             raise ValueError(f"{self.token_file} holds no node token")
         return token
 
@@ -157,11 +150,4 @@ def parse_uid_range(text: str) -> range:
 
 def load_node_settings(config_file: Path | None = None, **overrides: Any) -> NodeSettings:
     """Settings once, at start-up; ``config_file`` is the ``--config`` TOML file."""
-    if config_file is not None and not config_file.is_file():
-        raise FileNotFoundError(f"config file {config_file} does not exist")
-    settings_class = NodeSettings
-    if config_file is not None:
-        settings_class = type("NodeSettingsFromFile", (NodeSettings,), {
-            "model_config": SettingsConfigDict(**{**NodeSettings.model_config, "toml_file": config_file}),
-        })
-    return settings_class(**{k: v for k, v in overrides.items() if v is not None})
+    return load_layered_settings(NodeSettings, config_file, **overrides)

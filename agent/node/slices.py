@@ -16,14 +16,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from agent.node.served_worker import FAILED, READY, STARTING, Placement, ServedWorker
 from agent.node.settings import NodeTimings
 from agent.node.slicing import SliceSpec
-from agent.node.worker_observer import WorkerObserver
-from agent.node.worker_pool import WorkerPool
-from agent.node.worker_process import WorkerAbandoned
+from agent.node.worker.observer import WorkerObserver
+from agent.node.worker.pool import WorkerPool
+from agent.node.worker.process import WorkerAbandoned
+from agent.node.worker.served import FAILED, READY, STARTING, Placement, ServedWorker
+from agent.relay import ByteTally, RelaySet
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class SliceDeps:
     report_soon: Callable[[], None]
     report_now: Callable[[float], None]
     check_slice: Callable[[SliceSpec], str | None]  # None when the slice's accelerator is usable
+    relayed: ByteTally = field(default_factory=ByteTally)  # bytes through the gateway, for metrics
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,16 @@ class SliceRunner:
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout=self._deps.timings.memory_free_timeout_s + 15)
+
+    def role(self) -> int:
+        """What the controller wants of the slice now (``pb.SliceRole``; 0 before it said anything)."""
+        with self._lock:
+            return self._desired.role if self._desired is not None else 0
+
+    def worker_state(self) -> str:
+        """The state of the slice's worker now (``none`` without one), for metrics: no usage is sampled."""
+        served = self._served
+        return served.visible_state()[0] if served is not None else "none"
 
     def actual_state(self) -> pb.SliceActualState:
         with self._lock:
@@ -213,7 +225,8 @@ class SliceRunner:
 
     def _serve(self, desired: pb.SliceDesiredState) -> None:
         attachment_id = desired.attachment.attachment_id
-        served = ServedWorker(attachment_id, self._placement(), self._deps.timings)
+        served = ServedWorker(attachment_id, self._placement(), self._deps.timings,
+                              relays=RelaySet(self._deps.relayed))
         with self._lock:
             self._served, self._failure, self._memory_free = served, None, False
         self._deps.report_soon()

@@ -4,15 +4,12 @@
 - ``identity``        the VM's registration: ids and network from settings, size from psutil
 - ``agent``           ``VmAgent``: wires everything; ``start``/``stop``/``run``
 - ``attachment``      follows the desired state: idle, attaching (open + prove), serving, detaching
-- ``channel``         TLS to a node gateway, verified against the agent CA, and the hello
-- ``channel_proof``   one GetStatus round trip to the worker through a fresh channel
-- ``channel_opener``  the background attempts of one attachment, with backoff and give-up
-- ``channel_view``    the immutable view of what the endpoint does, and its messages
+- ``channel``         the channel to a node gateway: open, prove, watch; the view the endpoint acts on
 - ``endpoint``        the listener: status query or TensorFlow, by peeking at the first bytes
 - ``routing``         forwards or refuses each TensorFlow connection; cuts relays of old views
 - ``refusal_server``  gRPC on a unix socket that answers every method UNAVAILABLE + the message
-- ``reporter``        sends the channel state to the controller (latest wins, repeated, retried)
 - ``status``          the status JSON and ``eais-agent status``
+- ``metrics``         Prometheus metrics, read from the agent when scraped
 - ``tf_version``      the VM's TensorFlow version (package metadata) and the major.minor check
 - ``cli``             ``eais-agent run`` / ``eais-agent status``
 """

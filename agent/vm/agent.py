@@ -14,22 +14,25 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from agent.actual_state_reporter import ActualStateReporter
 from agent.controller_link import AccessKey, ControllerLink, LinkRefused
 from agent.controller_trust import PLAINTEXT_WARNING
-from agent.service_notify import ServiceNotifier, WatchdogPinger
 from agent.vm.attachment import AttachmentFollower
-from agent.vm.channel_view import starting_view
+from agent.vm.channel.view import starting_view
 from agent.vm.endpoint import TfEndpoint
 from agent.vm.identity import vm_registration
+from agent.vm.metrics import VmMetrics
 from agent.vm.refusal_server import RefusalServer, refusal_socket_path
-from agent.vm.reporter import ChannelReporter
 from agent.vm.routing import ConnectionRouter
 from agent.vm.settings import VmAgentSettings, resolve_controller_trust, resolve_identity
 from agent.vm.status import status_document
 from agent.vm.tf_version import local_tf_version
+from eais_plumbing.metrics_server import MetricsServer
+from eais_plumbing.service_notify import ServiceNotifier, WatchdogPinger
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -54,8 +57,18 @@ class VmAgent:
                                       self.router.refusal)
         self.endpoint = TfEndpoint(settings.endpoint, self.router.route, self.status, self._timing.peek_timeout_s)
         self._link: ControllerLink | None = None
-        self._reporter: ChannelReporter | None = None
+        self._reporter: ActualStateReporter | None = None
         self._follower: AttachmentFollower | None = None
+        self.heartbeats: Counter[str] = Counter()  # ok, failed
+        self.metrics: MetricsServer | None = None
+
+    @property
+    def follower(self) -> AttachmentFollower | None:
+        return self._follower
+
+    @property
+    def reporter(self) -> ActualStateReporter | None:
+        return self._reporter
 
     @property
     def endpoint_port(self) -> int:
@@ -70,20 +83,24 @@ class VmAgent:
         try:
             self.refusals.start()
             self.endpoint.start()
+            if self.settings.metrics_port:
+                self.metrics = MetricsServer.start(self.settings.metrics_host, self.settings.metrics_port,
+                                                   VmMetrics(self))
         except OSError:
             self.stop()
             raise
         key = AccessKey(self.identity.access_key_id, self.identity.access_key_secret)
         self._link = link = ControllerLink(self.settings.controller, vm_registration(self.identity, self.endpoint.address),
                                            key, trust=self.trust)
-        self._reporter = ChannelReporter(link.report, self._timing.report_repeat_s)
         self._follower = AttachmentFollower(
             self.identity.client_instance_id, ca_pem=self._ca_pem, publish=self.router.publish,
-            reporter=self._reporter, timing=self._timing, local_tf_version=self.agent_tf_version, say=self._say)
-        self._thread(self._reporter.run, "reporter")
+            report_soon=lambda force: self._reporter.poke(force=force), timing=self._timing,
+            local_tf_version=self.agent_tf_version, say=self._say, gateway_bytes_at=self.router.last_gateway_bytes_at)
+        self._reporter = ActualStateReporter(link.report, self._follower.actual_state, self._timing.report_repeat_s)
         self._thread(self._follow_controller, "controller-link")
         self._say(f"endpoint for TensorFlow listening on {self.endpoint.address}; registering "
-                  f"{self.identity.client_instance_id} with the controller at {self.settings.controller}")
+                  f"{self.identity.client_instance_id} with the controller at {self.settings.controller}"
+                  + (f"; metrics on {self.metrics.url}" if self.metrics else ""))
         if self.trust.is_plaintext:
             self._say(PLAINTEXT_WARNING)
         return self
@@ -113,14 +130,15 @@ class VmAgent:
 
     def stop(self) -> None:
         self._stopping.set()
-        for part in (self._follower, self._reporter):
-            if part is not None:
-                part.stop()
+        if self._follower is not None:
+            self._follower.stop()
         if self._link is not None:
             self._link.close()
         self.endpoint.stop()
         self.router.close_all()
         self.refusals.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self._private_dir:
             shutil.rmtree(self._private_dir, ignore_errors=True)
 
@@ -131,6 +149,7 @@ class VmAgent:
                 return
             self._announce_registration()
             self._thread(self._beat, "heartbeats")
+            self._thread(self._report, "reporter")
             for desired in link.desired_states(self._stopping):
                 self._follower.follow(desired.vm)
         except LinkRefused as refusal:
@@ -138,9 +157,15 @@ class VmAgent:
 
     def _beat(self) -> None:
         try:
-            self._link.run_heartbeats(self._stopping)
+            self._link.run_heartbeats(self._stopping, lambda ok: self.heartbeats.update(["ok" if ok else "failed"]))
         except LinkRefused as refusal:
             self._give_up(f"heartbeats stopped: {refusal}")
+
+    def _report(self) -> None:
+        try:
+            self._reporter.run(self._stopping)
+        except LinkRefused as refusal:
+            self._give_up(f"reports stopped: {refusal}")
 
     def _announce_registration(self) -> None:
         vm: pb.VmRegistration = self._link.registration.vm

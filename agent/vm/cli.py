@@ -22,12 +22,7 @@ from typing import Annotated
 
 import typer
 
-from agent.vm.settings import (
-    DEFAULT_ENDPOINT,
-    SettingsError,
-    VmAgentSettings,
-    load_settings,
-)
+from agent.vm.settings import DEFAULT_ENDPOINT, SettingsError, VmAgentSettings, load_settings
 from agent.vm.status import EXIT_UNREACHABLE, show_status
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -44,6 +39,8 @@ def run(
     controller_plaintext: Annotated[bool, typer.Option("--controller-plaintext", help="No TLS to the controller: only for one started with --grpc-plaintext on a private network.")] = False,
     credentials_file: Annotated[Path | None, typer.Option(help="JSON as `eais up` writes it: AccessKeyId, AccessKeySecret, RegionId, ClientInstanceId.")] = None,
     endpoint: EndpointOption = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics (attachment state, relayed bytes, connections, data-path probes, heartbeats). Default 0: none (eais up turns it on).")] = None,
+    metrics_host: Annotated[str | None, typer.Option(help="Address the metrics listener binds. Default 127.0.0.1.")] = None,
     client_instance_id: Annotated[str | None, typer.Option(help="This VM's id: i-... (ECS) or eci-... (ECI).")] = None,
     region: Annotated[str | None, typer.Option(help="Region of this VM, e.g. cn-hangzhou.")] = None,
     zone: Annotated[str | None, typer.Option(help="Zone of this VM, e.g. cn-hangzhou-a.")] = None,
@@ -60,21 +57,20 @@ def run(
     _configure_logging(verbose)
     settings = _settings(config, controller=controller, controller_ca_file=controller_ca,
                          controller_plaintext=controller_plaintext or None, credentials_file=credentials_file,
-                         endpoint=endpoint, client_instance_id=client_instance_id, region_id=region, zone_id=zone, vpc_id=vpc_id,
+                         endpoint=endpoint, metrics_port=metrics_port, metrics_host=metrics_host,
+                         client_instance_id=client_instance_id, region_id=region, zone_id=zone, vpc_id=vpc_id,
                          vswitch_id=vswitch_id, kind=kind, name=name, instance_type=instance_type,
                          access_key_id=access_key_id, state_dir=state_dir)
-    from agent.vm.agent import (  # the service's imports, not the status command's
-        VmAgent,
-        say_line,
-    )
+    from agent.vm.agent import VmAgent, say_line  # the service's imports, not the status command's
 
     try:
         agent = VmAgent(settings).start()
     except SettingsError as error:
         _fail(f"bad settings: {error}", 2)
     except OSError as error:
-        _fail(f"cannot listen on the TensorFlow endpoint {settings.endpoint}: {error.strerror or error}. "
-              "Is another agent (or a TensorFlow server) using it? Try --endpoint.", 1)
+        _fail(f"cannot listen on the TensorFlow endpoint {settings.endpoint} or the metrics port "
+              f"{settings.metrics_port or '(none)'}: {error.strerror or error}. Is another agent (or a TensorFlow "
+              "server) using it? Try --endpoint or --metrics-port.", 1)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -2,7 +2,7 @@
 TensorFlow by their first bytes, and hand TensorFlow's connections to the router.
 
 TensorFlow's gRPC opens with the HTTP/2 preface; a status query opens with
-``agent.endpoint_status.STATUS_REQUEST``. The first bytes are peeked (MSG_PEEK), so whatever
+``eais_plumbing.endpoint_status.STATUS_REQUEST``. The first bytes are peeked (MSG_PEEK), so whatever
 TensorFlow sent stays in the socket for the relay to carry on unchanged.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from agent.endpoint_status import STATUS_REQUEST, split_host_port
-from agent.relay import tune
+from agent.relay import close_listener, tune
+from eais_plumbing.endpoint_status import STATUS_REQUEST, split_host_port
 
 log = logging.getLogger(__name__)
 PEEK_PAUSE_S = 0.005  # between peeks at a status request that has only partly arrived
@@ -75,11 +75,7 @@ class TfEndpoint:
     def stop(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
-            except OSError:
-                pass
-            listener.close()
+            close_listener(listener)
 
     def _accept_forever(self) -> None:
         while (listener := self._listener) is not None:

@@ -5,6 +5,8 @@ attachment). Anything else: relayed to the refusal server, which answers UNAVAIL
 view's message. Publishing a new view cuts the relays that belong to the old one (refusals when
 the endpoint starts serving, the attachment's forwarding relays when it stops), so TensorFlow's
 client reconnects and meets the new state, and a call in flight on detach fails instead of hanging.
+A connection that arrives while the channel is proven and only the controller's InUse is awaited
+(milliseconds away) waits for it, up to ``attach_hold_s``, rather than being refused.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import socket
 import threading
 from collections.abc import Callable
 
-from agent.relay import RelaySet
-from agent.vm.channel import ChannelError, open_gateway_stream
-from agent.vm.channel_view import ChannelView
+from agent.relay import ByteTally, RelaySet
+from agent.vm.channel.gateway import ChannelError, open_gateway_stream
+from agent.vm.channel.view import ChannelView
 from agent.vm.settings import AgentTiming
 
 log = logging.getLogger(__name__)
@@ -26,9 +28,11 @@ class ConnectionRouter:
     def __init__(self, initial: ChannelView, connect_refusal: Callable[[], socket.socket], timing: AgentTiming) -> None:
         self._connect_refusal, self._timing = connect_refusal, timing
         self._lock = threading.Lock()
+        self._view_changed = threading.Condition(self._lock)
         self._view, self._generation = initial, 0
         self._forwarding: dict[str, RelaySet] = {}
         self._refusing = RelaySet()
+        self.relayed = ByteTally()  # bytes forwarded to and from node gateways, for metrics
         self._gateway_trouble = ""  # why the last forward while serving failed, quoted in its refusal
         self.forwarded_connections = 0
         self.refused_connections = 0
@@ -43,6 +47,12 @@ class ConnectionRouter:
             relays = self._forwarding.get(attachment_id)
         return len(relays) if relays is not None else 0
 
+    def last_gateway_bytes_at(self, attachment_id: str) -> float:
+        """Monotonic time the attachment's forwarding connections last carried bytes from the gateway (0: never)."""
+        with self._lock:
+            relays = self._forwarding.get(attachment_id)
+        return relays.last_received_from_b() if relays is not None else 0.0
+
     def publish(self, view: ChannelView) -> None:
         """Make ``view`` current and cut every relay that belongs to the old state."""
         with self._lock:
@@ -50,6 +60,7 @@ class ConnectionRouter:
                 return  # a repeated desired state: connections opening now stay valid
             self._view, self._generation = view, self._generation + 1
             self._gateway_trouble = ""
+            self._view_changed.notify_all()
             keep = view.attachment_id if view.serving else None
             stale = [relays for attachment, relays in self._forwarding.items() if attachment != keep]
             self._forwarding = {a: r for a, r in self._forwarding.items() if a == keep}
@@ -68,8 +79,10 @@ class ConnectionRouter:
         return str(view.state), view.message
 
     def route(self, conn: socket.socket) -> None:
-        """Forward or refuse ``conn``; blocks while a gateway channel opens."""
+        """Forward or refuse ``conn``; blocks while a gateway channel opens (or InUse is a moment away)."""
         with self._lock:
+            if self._view.awaiting_controller:
+                self._view_changed.wait_for(lambda: not self._view.awaiting_controller, self._timing.attach_hold_s)
             view, generation = self._view, self._generation
         if view.serving:
             self._forward(conn, view, generation)
@@ -93,7 +106,7 @@ class ConnectionRouter:
             return
         with self._lock:
             if self._generation == generation:
-                relays = self._forwarding.setdefault(view.attachment_id, RelaySet())
+                relays = self._forwarding.setdefault(view.attachment_id, RelaySet(self.relayed))
                 relays.start(conn, stream, name=f"tf-{view.attachment_id}")
                 self.forwarded_connections += 1
                 return

@@ -16,14 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import SettingsConfigDict
 
 from agent.controller_trust import ControllerTrust, ControllerTrustError, controller_trust
+from eais_plumbing.settings_loader import LayeredSettings, is_placeholder, load_layered_settings
 
 DEFAULT_ENDPOINT = "127.0.0.1:8470"
 DEFAULT_CONTROLLER = "127.0.0.1:50051"
@@ -38,7 +34,6 @@ HOW_TO_SET = {
     "vpc_id": "--vpc-id", "vswitch_id": "--vswitch-id", "access_key_id": "--access-key-id",
     "access_key_secret": "the config file",
 }
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "xxx", "todo", "placeholder"}
 
 
 class SettingsError(ValueError):
@@ -58,9 +53,16 @@ class AgentTiming(BaseModel):
     loop_tick_s: float = 1.0  # main loop: watchdog pings and status lines
     status_line_every_s: float = 10.0  # at most one "refused N calls" line this often
     degraded_refusal_s: float = 1.0  # a refusal made while serving is cut after this, so TF retries the gateway
+    attach_hold_s: float = 2.0  # a TF connection arriving while the proven channel awaits InUse waits this long
+    watch_interval_s: float = 1.0  # the data path of an attachment in use is probed this often
+    watch_timeout_s: float = 1.0  # a probe the gateway has not answered by then failed
+    watch_retry_s: float = 0.25  # after a failed probe, the next one comes this soon
+    watch_failures: int = 2  # this many failed probes in a row: the data path is broken
+    watch_slow_failures: int = 5  # or this many, when the gateway's host took the connection but the agent was slow
+    reopen_broken_after_s: float = 3.0  # an InUse channel that cannot be reopened this long is broken
 
 
-class VmAgentSettings(BaseSettings):
+class VmAgentSettings(LayeredSettings):
     model_config = SettingsConfigDict(env_prefix="EAIS_AGENT_", env_nested_delimiter="__", extra="ignore")
 
     controller: str = Field(default=DEFAULT_CONTROLLER, description="controller's agent gRPC address HOST:PORT")
@@ -80,19 +82,10 @@ class VmAgentSettings(BaseSettings):
     name: str = ""
     instance_type: str = Field(default="", description="the VM's own instance type, e.g. ecs.g7.large")
     endpoint: str = Field(default=DEFAULT_ENDPOINT, description="local TensorFlow endpoint HOST:PORT (port 0: any)")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics on this port; 0: none")
+    metrics_host: str = Field(default="127.0.0.1", description="address the /metrics listener binds")
     state_dir: Path | None = Field(default=None, description="default: $STATE_DIRECTORY, else ~/.local/state/eais-agent")
     timing: AgentTiming = Field(default_factory=AgentTiming)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     def resolved_state_dir(self) -> Path:
         if self.state_dir is not None:
@@ -119,13 +112,10 @@ class AgentIdentity:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> VmAgentSettings:
     """Settings from flags (``overrides``; None means not given), environment and the TOML file."""
-    if config_file is not None and not config_file.is_file():
-        raise SettingsError(f"config file {config_file} does not exist")
-    settings_class = VmAgentSettings
-    if config_file is not None:
-        config = SettingsConfigDict(**{**VmAgentSettings.model_config, "toml_file": config_file})
-        settings_class = type("VmAgentSettingsFromFile", (VmAgentSettings,), {"model_config": config})
-    return settings_class(**{key: value for key, value in overrides.items() if value is not None})
+    try:
+        return load_layered_settings(VmAgentSettings, config_file, **overrides)
+    except FileNotFoundError as error:
+        raise SettingsError(str(error)) from None
 
 
 def resolve_identity(settings: VmAgentSettings) -> AgentIdentity:
@@ -139,7 +129,7 @@ def resolve_identity(settings: VmAgentSettings) -> AgentIdentity:
         for setting, value in read_credentials_file(settings.credentials_file).items():
             values[setting] = values[setting] or value
     _require_all(values)
-    if values["access_key_secret"].strip().lower() in _PLACEHOLDERS:
+    if is_placeholder(values["access_key_secret"]):
         raise SettingsError("the AccessKey secret is a placeholder; set the real secret of the account's AccessKey")
     kind = settings.kind or ("ECI" if values["client_instance_id"].startswith("eci-") else "ECS")
     return AgentIdentity(kind=kind, name=settings.name, instance_type=settings.instance_type, **values)

@@ -1,4 +1,4 @@
-"""The status answer of the endpoint (format: agent.endpoint_status) and ``eais-agent status``.
+"""The status answer of the endpoint (format: eais_plumbing.endpoint_status) and ``eais-agent status``.
 
 Exit codes of the command: 0 serving (an accelerator is attached and its channel proven), 1 the
 agent answers but does not serve, 2 the agent cannot be reached.
@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
-from agent.vm.channel_view import ChannelView, EndpointState
+from agent.vm.channel.view import ChannelView, EndpointState
+from eais_plumbing.endpoint_status import EndpointUnreachable, query_endpoint_status
 
 EXIT_SERVING, EXIT_NOT_SERVING, EXIT_UNREACHABLE = 0, 1, 2
 
 
 def status_document(view: ChannelView, client_instance_id: str, endpoint: str, agent_tf_version: str) -> dict[str, Any]:
-    """The JSON object a status query is answered with (every field agent.endpoint_status names)."""
+    """The JSON object a status query is answered with (every field eais_plumbing.endpoint_status names)."""
     return {
         "client_instance_id": client_instance_id, "endpoint": endpoint, "state": str(view.state),
         "instance_id": view.instance_id, "instance_type": view.instance_type, "status": view.status,

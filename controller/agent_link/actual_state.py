@@ -57,6 +57,7 @@ class ChannelState(StrEnum):
     PROVEN = "proven"
     CLOSED = "closed"
     FAILED = "failed"
+    BROKEN = "broken"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,7 @@ def _load_node_picture(session: Session, node_id: str) -> list[object]:
 
 def apply_vm_report(ctx: ControllerContext, client_instance_id: str, report: ChannelReport) -> ReportOutcome:
     """Act on a VM's channel report; refuses another VM's attachment (PERMISSION_DENIED)."""
-    if report.channel not in (ChannelState.PROVEN, ChannelState.FAILED, ChannelState.CLOSED):
+    if report.channel not in (ChannelState.PROVEN, ChannelState.FAILED, ChannelState.CLOSED, ChannelState.BROKEN):
         return ReportOutcome()  # idle / opening / unknown justify nothing
     if not report.attachment_id:
         raise InvalidParameter(f"A channel reported {report.channel} must name its attachment_id.")
@@ -283,6 +284,10 @@ def _act_on_channel(
             attachment.vm_ready_us = now
             session.add(attachment)
         return progress.attach_ready_if_both_ends_ready(session, instance, attachment, now)
+    if report.channel is ChannelState.BROKEN and instance.status == Status.IN_USE:
+        reason = f"{said}: {report.failure_reason or 'no reason given'}"
+        progress.end_attachment(session, attachment, now, f"channel lost: {reason}")
+        return [apply(session, instance, Event.CHANNEL_LOST, now_us=now, reason=reason)]
     if report.channel is ChannelState.CLOSED and instance.status == Status.DETACHING:
         attachment = progress.locked(session, attachment)
         if attachment.vm_ready_us is not None:

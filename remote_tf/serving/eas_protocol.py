@@ -23,13 +23,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from protos.eais.serving.v1 import eas_predict_pb2 as eas
-from remote_tf.serving.calls import (
-    DEFAULT_SIGNATURE,
-    ErrorCode,
-    PredictCall,
-    ServingError,
-    invalid,
-)
+from remote_tf.serving.calls import DEFAULT_SIGNATURE, ErrorCode, PredictCall, ServingError, invalid
 
 _FROM_EAS: dict[int, tuple[np.dtype, str]] = {
     eas.DT_FLOAT: (np.dtype(np.float32), "float_val"),

@@ -20,13 +20,7 @@ from remote_tf.serving.calls import ErrorCode, PredictCall, ServingError
 from remote_tf.serving.metrics import ServeMetrics
 from remote_tf.serving.placement import Placement
 from remote_tf.serving.registry import ModelRegistry, ServedVersion
-from remote_tf.serving.servable import (
-    PlacedModel,
-    SignatureInfo,
-    check_inputs,
-    check_output_filter,
-    op_error_to_serving,
-)
+from remote_tf.serving.servable import PlacedModel, SignatureInfo, check_inputs, check_output_filter, op_error_to_serving
 
 # A remote call failing with these means the accelerator (or the way to it) went away.
 LOST_ACCELERATOR_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
+from eais_plumbing.endpoint_status import EndpointUnreachable, query_endpoint_status
 from remote_tf.endpoint import resolve_endpoint
 from remote_tf.errors import RemoteTFError
 from remote_tf.serving.servable import CPU_TARGET, Target

@@ -20,13 +20,7 @@ from typing import Any
 
 from remote_tf.serving.calls import ErrorCode, ServingError
 from remote_tf.serving.model_config import ModelSpec
-from remote_tf.serving.servable import (
-    PlacedModel,
-    SignatureInfo,
-    Target,
-    read_meta_graph,
-    signatures_of,
-)
+from remote_tf.serving.servable import PlacedModel, SignatureInfo, Target, read_meta_graph, signatures_of
 from remote_tf.serving.versions import versions_on_disk
 
 log = logging.getLogger("eais.serve.models")

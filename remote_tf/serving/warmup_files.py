@@ -37,11 +37,7 @@ from typing import Any
 import tensorflow as tf
 from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
-from tensorflow_serving.apis import (
-    classification_pb2,
-    prediction_log_pb2,
-    regression_pb2,
-)
+from tensorflow_serving.apis import classification_pb2, prediction_log_pb2, regression_pb2
 
 from protos.eais.serving.v1 import eas_predict_pb2 as eas
 from remote_tf.serving.calls import DEFAULT_SIGNATURE, PredictCall, ServingError

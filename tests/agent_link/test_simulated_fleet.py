@@ -16,32 +16,31 @@ import pytest
 from agent.controller_link import AccessKey, ControllerLink, LinkRefused, NodeToken
 from agent.controller_link_async import AsyncControllerLink
 from agent.simulated_fleet import (
-    AgentsInThread, SimulatedNode, SimulatedVm, node_registration, parse_args, simulated_slice_state, vm_registration,
+    AgentsInThread,
+    SimulatedNode,
+    SimulatedVm,
+    node_registration,
+    parse_args,
+    simulated_slice_state,
+    vm_registration,
 )
 from controller.states import Event, Status
 from controller.tables import Node
 from protos.eais.v1 import agents_pb2 as pb
-from tests.agent_link.builders import (
-    NODE_TOKEN, REGION, ZONE, begin_attach, create_instance_on_slice, move, new_account, status_of,
-)
+from tests.agent_link.builders import NODE_TOKEN, REGION, ZONE, begin_attach, create_instance_on_slice, move, new_account, status_of
+from tests.harness.waiting import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SLICE = "sim-node/xlarge-0"
 
 
-def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
 
 @pytest.fixture
-def running(link) -> Iterator[Callable[[object], list[str]]]:  # noqa: ANN001
+def running(link) -> Iterator[Callable[[object], list[str]]]:
     """Start simulated agents on an event loop thread; everything they say is collected."""
     groups, lines = [], []
 
-    def start(agent_factory):  # noqa: ANN001, ANN202
+    def start(agent_factory):
         groups.append(AgentsInThread([agent_factory(lines.append)]))
         return lines
 

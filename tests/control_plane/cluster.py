@@ -12,7 +12,6 @@ Every wait is bounded and says what it waited for.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from agent.simulated_fleet import AgentsInThread, SimulatedNode, SimulatedVm, no
 from controller.db import normalise_url
 from tests.api.sdk_capture import v3_client
 from tests.controller_process import ControllerProcess, create_account_cli
+from tests.harness.waiting import eventually
 
 REGION, ZONE = "cn-hangzhou", "cn-hangzhou-a"
 TYPE = "eais.ei-a6.medium"
@@ -44,16 +44,6 @@ class Said:
     def first(self, fragment: str, after: float = 0.0) -> float | None:
         return next((at for at, line in list(self.lines) if fragment in line and at >= after), None)
 
-
-def eventually(check: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:g}s: {what}")
-        time.sleep(every_s)
 
 
 class Cluster:

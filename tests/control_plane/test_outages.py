@@ -107,7 +107,7 @@ def test_a_full_disk_refuses_writes_with_a_clear_code_keeps_reads_and_attachment
         failed_beats = vm.beats.failed
 
         filler = _fill(small_disk)
-        refused = eventually(lambda: _create_refusal(cluster), 20, "CreateEai refused on the full disk", every_s=0.2)
+        refused = eventually(lambda: _create_refusal(cluster), 20, "CreateEai refused on the full disk", poll_s=0.2)
         full_since = time.monotonic()
         while time.monotonic() - full_since < FULL_FOR_S:
             assert status(cluster.client(), instance_id) == "InUse"  # reads answer, the attachment holds
@@ -130,7 +130,7 @@ def _fast() -> dict[str, float]:
     return {"heartbeat_interval_s": 1.0, "heartbeat_jitter_s": 0.5, "heartbeat_grace_s": 2.0}
 
 
-def _create_refusal(cluster: Cluster):  # noqa: ANN202
+def _create_refusal(cluster: Cluster):
     """The error of one CreateEai (None when it was accepted)."""
     try:
         cluster.client().create_eai(m.CreateEaiRequest(region_id=REGION, instance_type=TYPE))

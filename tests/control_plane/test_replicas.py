@@ -112,7 +112,7 @@ def test_the_leader_killed_mid_reconcile_is_replaced_and_every_timeout_happens_o
         cluster.client(n % 3).attach_eai(m.AttachEaiRequest(
             region_id=REGION, elastic_accelerated_instance_id=instance_id, client_instance_id=f"i-stuck{n:04d}"))
     leader = eventually(lambda: _leader_pid(cluster.db_url), 10, "a replica holds the reconciler lease")
-    eventually(lambda: _timed_out(cluster.db_url) > 0, 30, "the leader starts timing the attaches out", every_s=0.005)
+    eventually(lambda: _timed_out(cluster.db_url) > 0, 30, "the leader starts timing the attaches out", poll_s=0.005)
 
     killed_at = time.monotonic()
     next(c for c in cluster.controllers if c.process.pid == leader).kill()
@@ -157,7 +157,7 @@ def test_a_read_only_database_answers_writes_with_a_clear_code_and_reads_go_on(c
         m.CreateEaiRequest(region_id=REGION, instance_type="eais.ei-a6.medium"))), 10, "CreateEai works again")
 
 
-def _refusal(call):  # noqa: ANN001, ANN202
+def _refusal(call):
     """The SDK's error for ``call``, once it is not the one a connection the server dropped gives."""
     try:
         call()
@@ -166,11 +166,11 @@ def _refusal(call):  # noqa: ANN001, ANN202
     raise AssertionError("the call was not refused")
 
 
-def _answer(call):  # noqa: ANN001, ANN202
+def _answer(call):
     """The call's answer, or None while it fails because a connection the server dropped is replaced."""
     try:
         return call()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         if getattr(error, "code", "") == "ServiceUnavailable.Database":
             return None
         raise

@@ -6,14 +6,10 @@ port cannot be reached from the VM, from the node's own namespace, or from anywh
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,63 +25,27 @@ from controller.server import start_controller
 from controller.settings import load_settings
 from controller.tables import ClientInstance, Node
 from eais_cli.local_cluster import REGION, VPC, VSWITCH, ZONE
+from remote_tf.worker_fork_server import WORKER_NAME
 from tests.dataplane.conftest import Eais, free_port, run_app
+from tests.harness.netns import TestHosts
 
 VM_ID = "i-netnsvm0001"
 GATEWAY_PORT, TF_PORT = 50052, 8470
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
-
-
-@dataclass
-class Hosts:
-    node_ns: str
-    vm_ns: str
-    subnet: int
-
-    def address(self, link: int, end: int) -> str:
-        return f"10.{210 + link}.{self.subnet}.{end}"
-
-    def exec_in(self, ns: str) -> tuple[str, ...]:
-        return ("ip", "netns", "exec", ns)
+WORKER_PROCESS_NAME = WORKER_NAME.decode()
 
 
 @pytest.fixture
-def hosts() -> Iterator[Hosts]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("network namespaces need root and iproute2's `ip`")
-    tag = os.getpid() % 10000
-    made = Hosts(f"eais-node-{tag}", f"eais-vm-{tag}", tag % 250)
-    try:
-        _ip("netns", "add", made.node_ns)
-        _ip("netns", "add", made.vm_ns)
-    except subprocess.CalledProcessError as error:
-        pytest.skip(f"this machine does not allow network namespaces: {error.stderr.strip()}")
+def hosts() -> Iterator[TestHosts]:
+    made = TestHosts.make("node", "vm")
+    node, vm = made.namespace("node"), made.namespace("vm")
     try:
         # link 0: node <-> vm (the data path); link 1: controller <-> node; link 2: controller <-> vm
-        _link(made, 0, f"en{tag}a", made.node_ns, f"ev{tag}a", made.vm_ns)
-        _link(made, 1, f"er{tag}n", None, f"en{tag}c", made.node_ns)
-        _link(made, 2, f"er{tag}v", None, f"ev{tag}c", made.vm_ns)
-        for ns in (made.node_ns, made.vm_ns):
-            _ip("-n", ns, "link", "set", "lo", "up")
+        made.link(0, node, vm)
+        made.link(1, None, node)
+        made.link(2, None, vm)
         yield made
     finally:
-        for ns in (made.node_ns, made.vm_ns):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        for name in (f"er{tag}n", f"er{tag}v"):
-            subprocess.run(["ip", "link", "del", name], capture_output=True)
-
-
-def _link(hosts: Hosts, link: int, first: str, first_ns: str | None, second: str, second_ns: str) -> None:
-    _ip("link", "add", first, "type", "veth", "peer", "name", second)
-    for name, ns, end in ((first, first_ns, 1), (second, second_ns, 2)):
-        prefix = ("-n", ns) if ns else ()
-        if ns:
-            _ip("link", "set", name, "netns", ns)
-        _ip(*prefix, "addr", "add", f"{hosts.address(link, end)}/24", "dev", name)
-        _ip(*prefix, "link", "set", name, "up")
+        made.close()
 
 
 def _connectable(prefix: tuple[str, ...], host: str, port: int) -> bool:
@@ -103,7 +63,7 @@ def _script(name: str) -> str:
 
 
 def test_vm_and_node_in_separate_namespaces_serve_tensorflow_only_through_the_gateway(
-    hosts: Hosts, tmp_path: Path
+    hosts: TestHosts, tmp_path: Path
 ) -> None:
     # Each agent dials the controller at its own end of its link: the certificate must name both addresses.
     settings = load_settings(db_url=f"sqlite:///{tmp_path}/c.db", state_dir=tmp_path / "state", api_port=free_port(),
@@ -117,14 +77,14 @@ def test_vm_and_node_in_separate_namespaces_serve_tensorflow_only_through_the_ga
                    "Endpoint": f"127.0.0.1:{controller.api_port}"}
     (tmp_path / "credentials.json").write_text(json.dumps(credentials))
     node_gateway = hosts.address(0, 1)
-    node = _spawn(hosts.exec_in(hosts.node_ns), [
+    node = _spawn(hosts.exec_in(hosts.namespace("node")), [
         _script("eais-node"), "run", "--controller", f"{hosts.address(1, 1)}:{controller.grpc_port}",
         "--controller-ca", str(agent_ca_certificate_path(settings)),
         "--node-token-file", str(tmp_path / "node.token"), "--backend", "cpu", "--gateway-port", str(GATEWAY_PORT),
         "--advertise", node_gateway, "--worker-isolation", "netns", "--region", REGION, "--zone", ZONE,
         "--node-id", "netns-node", "--state-dir", str(tmp_path / "node")], tmp_path / "node.log")
     (tmp_path / "node.token").write_text(node_token(settings))
-    vm = _spawn(hosts.exec_in(hosts.vm_ns), [
+    vm = _spawn(hosts.exec_in(hosts.namespace("vm")), [
         _script("eais-agent"), "run", "--controller", f"{hosts.address(2, 1)}:{controller.grpc_port}",
         "--controller-ca", str(agent_ca_certificate_path(settings)),
         "--credentials-file", str(tmp_path / "credentials.json"), "--endpoint", f"127.0.0.1:{TF_PORT}",
@@ -136,15 +96,15 @@ def test_vm_and_node_in_separate_namespaces_serve_tensorflow_only_through_the_ga
         instance = eais.create()
         eais.attach(instance, VM_ID)
 
-        result = run_app("tf1", endpoint=f"127.0.0.1:{TF_PORT}", prefix=hosts.exec_in(hosts.vm_ns))
+        result = run_app("tf1", endpoint=f"127.0.0.1:{TF_PORT}", prefix=hosts.exec_in(hosts.namespace("vm")))
         assert result["max_diff"] == 0.0
 
-        vm_side = hosts.exec_in(hosts.vm_ns)
+        vm_side = hosts.exec_in(hosts.namespace("vm"))
         assert _connectable(vm_side, node_gateway, GATEWAY_PORT)  # the one way in
         assert not _connectable(vm_side, "127.0.0.1", GATEWAY_PORT)  # no gateway on the VM's own loopback
         worker_port = _serving_worker_port(node.pid)
-        for prefix, host in ((vm_side, node_gateway), (hosts.exec_in(hosts.node_ns), node_gateway),
-                             (hosts.exec_in(hosts.node_ns), "127.0.0.1"), ((), "127.0.0.1")):
+        for prefix, host in ((vm_side, node_gateway), (hosts.exec_in(hosts.namespace("node")), node_gateway),
+                             (hosts.exec_in(hosts.namespace("node")), "127.0.0.1"), ((), "127.0.0.1")):
             assert not _connectable(prefix, host, worker_port), f"worker port reachable at {host} from {prefix}"
 
         eais.detach(instance)
@@ -174,7 +134,7 @@ def _wait_registered(ctx: ControllerContext, node: subprocess.Popen, vm: subproc
 def _serving_worker_port(node_pid: int) -> int:
     """The TCP port the serving worker listens on, read inside the worker's own namespace."""
     for child in psutil.Process(node_pid).children(recursive=True):
-        if "remote_tf.worker" not in " ".join(child.cmdline()):
+        if child.name() != WORKER_PROCESS_NAME:  # the fork server runs the same command line
             continue
         listing = subprocess.run(["nsenter", "-t", str(child.pid), "-n", "ss", "-ltnH"], capture_output=True,
                                  text=True).stdout

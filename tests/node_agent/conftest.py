@@ -8,8 +8,7 @@ busy cores) is the expensive part, and reusing it is what the pool is for.
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -28,21 +27,12 @@ from controller.context import ControllerContext
 from controller.settings import ControllerSettings
 from controller.tables import Attachment, Instance, Transition
 from tests.agent_trust import agent_ca_file, trust_for
+from tests.harness.waiting import eventually
 
 NODE_TOKEN = "node-agent-test-token-4d1e9a7c"
 REGION, ZONE = "cn-hangzhou", "cn-hangzhou-a"
 XLARGE = "eais.ei-a6.xlarge"
 VM_ID = "i-nodeagenttest01"
-
-
-def eventually(check: Callable[[], object], timeout_s: float = 20.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout_s}s"
-        time.sleep(0.02)
 
 
 @dataclass
@@ -114,7 +104,7 @@ def node_settings(controller: Controller, state_dir: Path, **overrides: object) 
         worker_port=free_host_port(), controller=controller.target, controller_ca_file=controller.ca_file,
         token=NODE_TOKEN, backend="cpu", gateway_host="127.0.0.1", gateway_port=0,
         advertise="127.0.0.1", node_id="test-node", region=REGION, zone=ZONE, state_dir=state_dir,
-        cpu_slice_plan=[XLARGE, XLARGE], worker_isolation="netns",
+        cpu_slice_plan=[XLARGE, XLARGE], worker_isolation="netns", metrics_port=free_host_port(),
         timing=NodeTimings(handshake_timeout_s=1.0, report_interval_s=0.5, probe_timeout_s=20.0,
                            failed_worker_retry_s=0.5),
     )

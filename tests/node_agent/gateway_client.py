@@ -10,11 +10,11 @@ from __future__ import annotations
 import socket
 import threading
 
-from agent.endpoint_status import split_host_port
 from agent.gateway_protocol import Hello, read_answer, send_hello
 from agent.gateway_tls import client_context
 from agent.relay import RelaySet
 from agent.tls_stream import TlsStream
+from eais_plumbing.endpoint_status import split_host_port
 
 
 def open_channel(gateway_address: str, ca_pem: str, attachment_id: str, token: str,

@@ -17,8 +17,8 @@ from sqlmodel import select
 
 from agent.gateway_protocol import MAGIC, GatewayRefused, Hello, read_answer, send_hello
 from agent.gateway_tls import client_context
-from agent.node.worker_probe import GET_STATUS, device_names
-from agent.node.worker_process import WorkerProcess
+from agent.node.worker.probe import GET_STATUS, device_names
+from agent.node.worker.process import WorkerProcess
 from agent.tls_stream import TlsStream
 from controller.agent_link.desired_state import vm_desired_state
 from controller.binding import attach_instance, detach_instance
@@ -27,15 +27,9 @@ from controller.release import delete_instance
 from controller.states import Status
 from controller.tables import Instance, Node, Slice, UsageSample
 from protos.eais.v1 import agents_pb2 as pb
-from tests.node_agent.conftest import (
-    REGION,
-    VM_ID,
-    XLARGE,
-    Controller,
-    RunningNode,
-    Tenant,
-    eventually,
-)
+from tests.harness.metrics import scrape
+from tests.harness.waiting import eventually
+from tests.node_agent.conftest import REGION, VM_ID, XLARGE, Controller, RunningNode, Tenant
 from tests.node_agent.gateway_client import LocalPort, open_channel
 
 TF_REMOTE_CALL = """
@@ -159,6 +153,29 @@ def test_a_warm_worker_from_the_pool_makes_the_next_attach_fast(
     prove_channel(controller, tenant, instance_id, attachment_id)
     detach(controller, tenant, instance_id, attachment_id)
     assert attach_to_ready_s < 3.0, f"attach took {attach_to_ready_s:.2f}s with a warm worker"
+
+
+def test_the_metrics_show_the_worker_the_pool_the_relayed_bytes_and_the_heartbeats(
+        controller: Controller, node: RunningNode, tenant: Tenant, instance_id: str) -> None:
+    eventually(lambda: controller.status_of(instance_id) == Status.AVAILABLE, 20, "Available")
+    attachment_id, token, address, _ = attach(controller, tenant, instance_id)
+    prove_channel(controller, tenant, instance_id, attachment_id)
+    with LocalPort(address, tenant.ca_pem, attachment_id, token) as port, grpc.insecure_channel(port.address) as app:
+        app.unary_unary(GET_STATUS)(b"", timeout=15)  # its connection stays open while the metrics are read
+        serving = scrape(node.agent.metrics.url)
+    detach(controller, tenant, instance_id, attachment_id)
+    after = eventually(lambda: (m := scrape(node.agent.metrics.url))['eais_node_heartbeats_total{outcome="ok"}'] >= 1
+                       and m, 20, "a heartbeat counted")
+
+    assert serving['eais_node_workers{state="ready"}'] == 1
+    assert serving['eais_node_gateway_bytes_total{direction="to_worker"}'] > 0
+    assert serving['eais_node_gateway_bytes_total{direction="from_worker"}'] > 0
+    assert serving['eais_node_gateway_connections_total{outcome="relay"}'] >= 1
+    assert serving["eais_node_gateway_relays_open"] == 1 and serving["eais_node_worker_pool_takes_total"] >= 1
+    assert serving['eais_node_slices{role="serve"}'] == 1
+    assert after['eais_node_workers{state="ready"}'] == 0 and after["eais_node_gateway_relays_open"] == 0
+    assert after['eais_node_worker_pool{state="warm"}'] + after['eais_node_worker_pool{state="warming"}'] >= 1
+    assert after["process_threads"] > 0 and after["process_open_fds"] > 0
 
 
 def test_an_in_use_instance_whose_worker_died_gets_a_fresh_worker_for_the_same_attachment(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -16,7 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.node_agent.conftest import NODE_TOKEN, Controller, eventually
+from tests.harness.waiting import eventually
+from tests.node_agent.conftest import NODE_TOKEN, Controller
 
 EAIS_NODE = [str(Path(sys.executable).with_name("eais-node"))]
 PR_CAPBSET_DROP, CAP_SYS_ADMIN = 24, 21
@@ -95,17 +95,21 @@ def test_the_gpu_backend_on_a_server_without_a_gpu_is_refused_with_what_to_do(
     assert "--backend gpu, but NVML" in refused.stderr and "--backend cpu" in refused.stderr
 
 
-def _without_cap_sys_admin() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+# A fresh interpreter drops the capability and execs the agent: a preexec_fn would run Python in a fork of
+# this process, whose gRPC threads (in-process controllers) can abort the child before it execs.
+WITHOUT_CAP_SYS_ADMIN = [sys.executable, "-c", f"""
+import ctypes, os, sys
+if ctypes.CDLL(None, use_errno=True).prctl({PR_CAPBSET_DROP}, {CAP_SYS_ADMIN}, 0, 0, 0) != 0:
+    sys.exit(f"PR_CAPBSET_DROP failed: {{os.strerror(ctypes.get_errno())}}")
+os.execv(sys.argv[1], sys.argv[1:])
+"""]
 
 
 def test_without_the_right_to_make_namespaces_the_agent_refuses_to_start_and_says_how_to_fix_it(
         controller: Controller, tmp_path: Path) -> None:
-    refused = subprocess.run([*EAIS_NODE, "run", "--backend", "cpu", "--controller-ca", str(controller.ca_file),
-                              "--state-dir", str(tmp_path)],
-                             capture_output=True, text=True, timeout=30, preexec_fn=_without_cap_sys_admin,
+    refused = subprocess.run([*WITHOUT_CAP_SYS_ADMIN, *EAIS_NODE, "run", "--backend", "cpu", "--controller-ca",
+                              str(controller.ca_file), "--state-dir", str(tmp_path)],
+                             capture_output=True, text=True, timeout=30,
                              env={**os.environ, "EAIS_NODE_TOKEN": NODE_TOKEN})
 
     assert refused.returncode == 1
@@ -138,9 +142,13 @@ def test_the_service_kills_leftovers_registers_tells_systemd_and_stops_cleanly_o
     notify.close()
 
 
-def test_workers_die_with_an_agent_that_is_killed(controller: Controller, tmp_path: Path, start) -> None:  # noqa: ANN001
-    node = start(run_args(controller, tmp_path, "--warm-workers", "1"))
-    workers = eventually(lambda: worker_pids(tmp_path), 30, f"a warm worker spawned: {node.lines}")
+@pytest.mark.parametrize("worker_start", ["fork", "spawn"])
+def test_workers_die_with_an_agent_that_is_killed(controller: Controller, tmp_path: Path, start,  # noqa: ANN001
+                                                   worker_start: str) -> None:
+    node = start(run_args(controller, tmp_path, "--warm-workers", "1", "--worker-start", worker_start))
+    started = 2 if worker_start == "fork" else 1  # the fork server is recorded too
+    workers = eventually(lambda: len(pids := worker_pids(tmp_path)) >= started and pids, 60,
+                         f"a warm worker started: {node.lines}")
 
     node.process.kill()
 

@@ -9,7 +9,7 @@ import pytest
 from agent.node.inventory import CPU_MODEL_PREFIX, NoGpu, Nvml, discover
 from agent.node.settings import DEFAULT_CPU_SLICE_PLAN, DEFAULT_INSTANCE_TYPES_GIB
 from agent.node.slicing import PlanRules, SlicePlanError, plan_slices
-from agent.node.worker_observer import WorkerObserver
+from agent.node.worker.observer import WorkerObserver
 from tests.node_agent.fake_nvml import FakeGpu, FakeNvml
 
 TYPES = DEFAULT_INSTANCE_TYPES_GIB

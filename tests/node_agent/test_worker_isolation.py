@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from agent.node.netns import NetworkNamespace, enter_namespace, in_fresh_thread
-from agent.node.worker_launch import UidPool, WorkerLaunch, first_private_path
-from agent.node.worker_records import WorkerRecords
+from agent.node.worker.launch import UidPool, WorkerLaunch, first_private_path
+from agent.node.worker.records import WorkerRecords
 from remote_tf.worker import Assignment, AssignmentError
 from tests.node_agent.conftest import free_host_port
 

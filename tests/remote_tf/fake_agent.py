@@ -1,6 +1,6 @@
 """A stand-in for the VM agent's local endpoint: its status reply, and optionally its byte relay.
 
-It answers :data:`agent.endpoint_status.STATUS_REQUEST` with the JSON status the test sets. Any
+It answers :data:`eais_plumbing.endpoint_status.STATUS_REQUEST` with the JSON status the test sets. Any
 other connection is TensorFlow's: relayed byte for byte to ``forward_to`` (a real worker) while
 attached and reachable; otherwise its calls are refused with gRPC status UNAVAILABLE and the
 status message, as DESIGN.md asks of the agent ("refuses calls with a clear status"). Closing the
@@ -28,7 +28,7 @@ from typing import Any
 
 import grpc
 
-from agent.endpoint_status import STATUS_REQUEST, split_host_port
+from eais_plumbing.endpoint_status import STATUS_REQUEST, split_host_port
 
 
 class FakeAgentEndpoint:

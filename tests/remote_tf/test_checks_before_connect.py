@@ -11,6 +11,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 
 import remote_tf
 from remote_tf import errors
-from remote_tf.endpoint import DEFAULT_ENDPOINT, ENDPOINT_ENV, resolve_endpoint
+from remote_tf.endpoint import DEFAULT_ENDPOINT, ENDPOINT_ENV, check_endpoint, resolve_endpoint
 from tests.remote_tf.fake_agent import FakeAgentEndpoint
 
 UNHEALTHY = {"state": "idle", "healthy": False, "status": "Available", "node_tf_version": "",
@@ -91,6 +93,26 @@ def test_nothing_listening_raises_accelerator_unavailable_saying_what_to_check()
     assert f"127.0.0.1:{free_port}" in str(raised.value)
 
 
+def test_an_attach_in_progress_is_waited_for_and_its_outcome_decides(tf, agent):
+    agent.status = {**UNHEALTHY, "state": "attaching", "status": "Attaching",
+                    "message": "instance eais-1 is Attaching to i-xxx; not ready yet"}
+    threading.Timer(0.3, lambda: setattr(agent, "status", serving(tf.__version__))).start()
+    started = time.monotonic()
+
+    with pytest.raises(remote_tf.AcceleratorUnavailable, match="did not serve a call .*UNAVAILABLE: serving eais-1"):
+        check_endpoint(agent.endpoint, local_tf_version=tf.__version__, timeout_s=5.0)  # serving now: TF is probed
+
+    assert 0.3 <= time.monotonic() - started < 5.0
+
+
+def test_an_attach_that_does_not_finish_in_time_is_refused_with_the_agents_message(tf, agent):
+    agent.status = {**UNHEALTHY, "state": "attaching", "status": "Attaching",
+                    "message": "instance eais-1 is Attaching to i-xxx; not ready yet"}
+
+    with pytest.raises(remote_tf.AcceleratorUnavailable, match="is Attaching to i-xxx; not ready yet"):
+        check_endpoint(agent.endpoint, local_tf_version=tf.__version__, timeout_s=0.5)
+
+
 def test_session_target_makes_the_same_checks(tf, agent):
     with pytest.raises(remote_tf.AcceleratorUnavailable, match="no accelerator attached"):
         remote_tf.session_target(agent.endpoint)
@@ -112,6 +134,13 @@ def test_translate_errors_turns_a_lost_connection_into_accelerator_lost_with_the
     with lost as raised, remote_tf.translate_errors(agent.endpoint):
         raise tf.errors.UnavailableError(None, None, "Socket closed")
     assert isinstance(raised.value.__cause__, tf.errors.UnavailableError)
+
+
+def test_translate_errors_says_to_reconnect_when_the_worker_forgot_our_context(tf, agent):
+    forgotten = tf.errors.AbortedError(None, None, "Unable to find a context_id matching the specified one (42)")
+    with pytest.raises(remote_tf.AcceleratorLost, match="context_id.*remote_tf.reconnect()"):
+        with remote_tf.translate_errors(agent.endpoint):
+            raise forgotten
 
 
 def test_translate_errors_leaves_the_programs_own_errors_alone(tf, agent):

@@ -1,4 +1,4 @@
-"""``agent.service_notify`` against a real AF_UNIX datagram socket standing in for systemd."""
+"""``eais_plumbing.service_notify`` against a real AF_UNIX datagram socket standing in for systemd."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from agent.service_notify import (
+from eais_plumbing.service_notify import (
     ServiceNotifier,
     WatchdogPinger,
     ready_then_watchdog,

@@ -19,9 +19,9 @@ from controller.clock import SystemClock
 from controller.context import ControllerContext
 from controller.settings import load_settings
 from tests.agent_trust import agent_ca_file, trust_for
+from tests.harness.waiting import eventually
 from tests.vm_agent.lifecycle import Controller
 from tests.vm_agent.node_gateway import TestNodeGateway
-from tests.vm_agent.probes import eventually
 from tests.vm_agent.tf_processes import TfClient, TfWorker
 
 NODE_TOKEN = "vm-agent-test-node-token-5d1c"

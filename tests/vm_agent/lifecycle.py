@@ -8,15 +8,9 @@ from controller.accounts import NewAccount
 from controller.context import ControllerContext
 from controller.states import Event, Status
 from controller.tables import Transition
-from tests.agent_link.builders import (
-    begin_attach,
-    create_instance_on_slice,
-    move,
-    status_of,
-    transitions_of,
-)
+from tests.agent_link.builders import begin_attach, create_instance_on_slice, move, status_of, transitions_of
+from tests.harness.waiting import eventually
 from tests.vm_agent.node_gateway import TestNodeGateway
-from tests.vm_agent.probes import eventually
 
 
 @dataclass

@@ -8,7 +8,10 @@ state, and relays accepted channels to a real TensorFlow worker. Its slices are 
 
 Knobs for the refusal tests: ``untrusted`` serves a certificate from a CA of its own,
 ``refuse_every_token`` answers every hello as a wrong token, and ``open_for_channels`` (an
-Event) keeps hellos refused as "worker not started yet" until it is set.
+Event) keeps hellos refused as "worker not started yet" until it is set. For the data-path tests:
+``worker_ready`` (an Event) keeps the worker reported STARTING until set (``report_again`` then
+tells the controller), ``stall_probes(n)`` leaves the next ``n`` probe hellos unanswered, and
+``go_away()`` stops listening and cuts every relay, as a node that died would.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from cryptography.x509.oid import NameOID
 
 from agent.controller_link import ControllerLink, NodeToken
 from agent.controller_trust import ControllerTrust
-from agent.gateway_protocol import answer, read_hello
+from agent.gateway_protocol import PROBE, answer, read_hello
 from agent.gateway_tls import GatewayKey, new_gateway_key, server_context
-from agent.relay import RelaySet, tune
+from agent.relay import RelaySet, close_listener, tune
 from agent.simulated_fleet import node_registration, simulated_slice_state
 from agent.tls_stream import TlsStream
 from protos.eais.v1 import agents_pb2 as pb
@@ -56,6 +59,11 @@ class TestNodeGateway:
         self.slice_id = f"{node_id}/xlarge-0"
         self.open_for_channels = threading.Event()
         self.open_for_channels.set()
+        self.worker_ready = threading.Event()
+        self.worker_ready.set()
+        self.probes: list[str] = []  # "accepted", a refusal, or "stalled", per probe hello
+        self._stalls = 0
+        self._last_desired: list[pb.SliceDesiredState] = []
         self.relays = RelaySet()
         self.hellos: list[tuple[str, str]] = []  # (attachment id, "accepted" or the refusal)
         self._tokens: dict[str, str] = {}
@@ -72,18 +80,36 @@ class TestNodeGateway:
     def stop(self) -> None:
         self._stop.set()
         self.link.close()
-        self._listener.close()
+        close_listener(self._listener)
         self.relays.close_all()
+
+    def go_away(self) -> None:
+        """Stop listening and cut every relay (the node's process died; its heartbeats go on here)."""
+        close_listener(self._listener)
+        self.relays.close_all()
+
+    def stall_probes(self, count: int) -> None:
+        self._stalls = count
+
+    def report_again(self) -> None:
+        self._report(self._last_desired)
 
     def _follow_desired_state(self) -> None:
         for desired in self.link.desired_states(self._stop):
-            slices = desired.node.slices
+            slices = self._last_desired = list(desired.node.slices)
             self._tokens = {s.attachment.attachment_id: s.attachment.attachment_token
                             for s in slices if s.HasField("attachment")}
-            report = pb.NodeActualState(slices=[simulated_slice_state(s) for s in slices])
-            # the next desired state reports again; ValueError: the link was closed while stopping
-            with contextlib.suppress(grpc.RpcError, ValueError):
-                self.link.report(pb.ActualStateReport(observed_us=time.time_ns() // 1000, node=report))
+            self._report(slices)
+
+    def _report(self, slices: list[pb.SliceDesiredState]) -> None:
+        states = [simulated_slice_state(s) for s in slices]
+        for state in states:
+            if state.worker == pb.WORKER_STATE_READY and not self.worker_ready.is_set():
+                state.worker = pb.WORKER_STATE_STARTING
+        # the next desired state reports again; ValueError: the link was closed while stopping
+        with contextlib.suppress(grpc.RpcError, ValueError):
+            self.link.report(pb.ActualStateReport(observed_us=time.time_ns() // 1000,
+                                                  node=pb.NodeActualState(slices=states)))
 
     def _accept_forever(self) -> None:
         while not self._stop.is_set():
@@ -104,6 +130,9 @@ class TestNodeGateway:
             conn.close()  # e.g. the VM agent rejected our certificate
             return
         refusal = self._refusal_for(hello.attachment_id, hello.token)
+        if hello.purpose == PROBE:
+            self._answer_probe(conn, stream, refusal)
+            return
         self.hellos.append((hello.attachment_id, refusal or "accepted"))
         answer(stream, refusal)
         if refusal:
@@ -113,6 +142,17 @@ class TestNodeGateway:
         worker = socket.create_connection(("127.0.0.1", self._worker_port))
         tune(worker)  # Nagle would hold small gRPC frames back for a delayed ACK (40 ms)
         self.relays.start(stream, worker, name=f"gw-{hello.attachment_id}")
+
+    def _answer_probe(self, conn: socket.socket, stream: TlsStream, refusal: str | None) -> None:
+        if self._stalls > 0:
+            self._stalls -= 1
+            self.probes.append("stalled")
+            time.sleep(3)  # longer than the agent waits for an answer
+        else:
+            self.probes.append(refusal or "accepted")
+            with contextlib.suppress(OSError):
+                answer(stream, refusal)
+        conn.close()
 
     def _refusal_for(self, attachment_id: str, token: str) -> str | None:
         expected = self._tokens.get(attachment_id)

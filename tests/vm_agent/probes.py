@@ -1,20 +1,8 @@
-"""Waiting for a condition, and one raw gRPC call on an endpoint as TensorFlow's client would make it."""
+"""One raw gRPC call on an endpoint as TensorFlow's client would make it."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 import grpc
-
-
-def eventually(check: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout_s}s"
-        time.sleep(0.02)
-    return result
 
 
 def call_endpoint(port: int, method: str = "/tensorflow.WorkerService/GetStatus", timeout_s: float = 5.0) -> grpc.RpcError | bytes:

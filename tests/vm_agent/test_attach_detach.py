@@ -9,17 +9,11 @@ from pathlib import Path
 
 import grpc
 
-from agent.endpoint_status import query_endpoint_status
 from controller.states import Status
-from tests.vm_agent.lifecycle import (
-    attach,
-    available_instance,
-    detach,
-    last_transition,
-    status_now,
-    wait_for_status,
-)
-from tests.vm_agent.probes import call_endpoint, eventually
+from eais_plumbing.endpoint_status import query_endpoint_status
+from tests.harness.waiting import eventually
+from tests.vm_agent.lifecycle import attach, available_instance, detach, last_transition, status_now, wait_for_status
+from tests.vm_agent.probes import call_endpoint
 
 VM = "i-attach0001"
 GET_STATUS = "/tensorflow.WorkerService/GetStatus"

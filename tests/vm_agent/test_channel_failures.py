@@ -5,13 +5,9 @@ from __future__ import annotations
 import grpc
 
 from controller.states import Event, Status
-from tests.vm_agent.lifecycle import (
-    attach,
-    available_instance,
-    last_transition,
-    wait_for_status,
-)
-from tests.vm_agent.probes import call_endpoint, eventually
+from tests.harness.waiting import eventually
+from tests.vm_agent.lifecycle import attach, available_instance, last_transition, wait_for_status
+from tests.vm_agent.probes import call_endpoint
 
 VM = "i-failing0001"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 
-from agent.endpoint_status import HTTP2_PREFACE, STATUS_REQUEST
 from agent.vm.endpoint import Opening, classify_opening
+from eais_plumbing.endpoint_status import HTTP2_PREFACE, STATUS_REQUEST
 
 
 def _classified(*chunks: bytes, timeout_s: float = 0.5) -> tuple[Opening, bytes]:

@@ -6,8 +6,8 @@ import time
 
 import grpc
 
-from agent.endpoint_status import query_endpoint_status
 from agent.vm.refusal_server import STATE_METADATA_KEY
+from eais_plumbing.endpoint_status import query_endpoint_status
 from tests.vm_agent.probes import call_endpoint
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import grpc
 
+from tests.agent_trust import agent_ca_file
 from tests.systemd.conftest import notify_socket  # noqa: F401 - the fixture
 from tests.systemd.test_controller_under_systemd import MDWE_LAUNCHER
-from tests.agent_trust import agent_ca_file
 from tests.vm_agent.conftest import REGION, ZONE
 from tests.vm_agent.lifecycle import Controller
 from tests.vm_agent.probes import call_endpoint

@@ -67,6 +67,7 @@ class ChannelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANNEL_STATE_PROVEN: _ClassVar[ChannelState]
     CHANNEL_STATE_CLOSED: _ClassVar[ChannelState]
     CHANNEL_STATE_FAILED: _ClassVar[ChannelState]
+    CHANNEL_STATE_BROKEN: _ClassVar[ChannelState]
 AGENT_KIND_UNSPECIFIED: AgentKind
 AGENT_KIND_NODE: AgentKind
 AGENT_KIND_VM: AgentKind
@@ -104,6 +105,7 @@ CHANNEL_STATE_OPENING: ChannelState
 CHANNEL_STATE_PROVEN: ChannelState
 CHANNEL_STATE_CLOSED: ChannelState
 CHANNEL_STATE_FAILED: ChannelState
+CHANNEL_STATE_BROKEN: ChannelState
 
 class SliceOffer(_message.Message):
     __slots__ = ("local_id", "instance_type", "gpu_index", "memory_mib")

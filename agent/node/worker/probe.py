@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from agent.relay import RelaySet
+from agent.relay import RelaySet, close_listener
 
 GET_STATUS = "/tensorflow.WorkerService/GetStatus"
 
@@ -44,7 +44,7 @@ def probe_worker(connect: Callable[[], socket.socket], timeout_s: float) -> tupl
             raise ProbeFailed(f"GetStatus into the worker failed: {error.code().name} {error.details()}") from None
         finally:
             channel.close()
-            listener.close()
+            close_listener(listener)
             relays.close_all()
     try:
         return device_names(answer), elapsed

@@ -1,10 +1,12 @@
-"""Warm TensorFlow workers, started ahead of attaches so that an attach does not wait for the import.
+"""Warm TensorFlow workers, started ahead of attaches so that an attach does not wait for one to start.
 
-The pool keeps ``size`` workers warm or warming (more while more callers wait in
-:meth:`WorkerPool.take`), and refills after each take. Every worker is spawned by the pool's own
-thread, which lives as long as the pool: a worker asks to be killed when its spawning thread dies.
-A worker that dies while warming makes waiting callers fail at once with its reason (instead of
-waiting out the timeout), and slows the next spawns down (a crash loop must not eat the node).
+The pool keeps ``size`` workers warm or warming, refills after each take, and sizes itself by the
+churn it sees: every take that found no warm worker adds one to the target for the next minute (at
+most ``MAX_EXTRA``), and more are started while more callers wait in :meth:`WorkerPool.take`. Every
+worker is started by the pool's own thread, which lives as long as the pool: a worker (or the fork
+server it comes from) asks to be killed when its starting thread dies. A worker that dies while
+warming makes waiting callers fail at once with its reason (instead of waiting out the timeout),
+and slows the next starts down (a crash loop must not eat the node).
 """
 
 from __future__ import annotations
@@ -14,27 +16,26 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.node.worker_process import (
-    Abandon,
-    WorkerAbandoned,
-    WorkerFailed,
-    WorkerProcess,
-)
+from agent.node.worker.process import Abandon, WorkerAbandoned, WorkerFailed, WorkerProcess
 
 log = logging.getLogger(__name__)
 Spawn = Callable[[str, Callable[[], None]], WorkerProcess]
 FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 60.0
+MISS_MEMORY_S, MAX_EXTRA = 60.0, 4  # a take that found the pool empty raises the target this long, this far
 
 
 class WorkerPool:
     def __init__(self, spawn: Spawn, size: int, *, name_prefix: str = "worker",
-                 on_warm: Callable[[str], None] | None = None) -> None:
+                 on_warm: Callable[[str], None] | None = None, interrupt: Callable[[], None] = lambda: None) -> None:
         self._spawn, self.size, self._prefix = spawn, size, name_prefix
+        self._interrupt = interrupt  # ends a start in progress (a fork server importing TensorFlow)
         self._on_warm = on_warm
         self._warming: list[WorkerProcess] = []
         self._warm: list[WorkerProcess] = []
         self._waiting = 0
+        self._misses: list[float] = []  # when takes found no warm worker
         self._spawned = 0
+        self.takes = 0
         self._failures = 0
         self._last_failure = ""
         self._backoff_s, self._next_spawn_at = 0.0, 0.0
@@ -52,11 +53,27 @@ class WorkerPool:
             self._sort_out()
             return len(self._warm), len(self._warming)
 
+    @property
+    def target(self) -> int:
+        """Workers kept warm or warming now: ``size``, plus one per recent take that found none warm."""
+        with self._changed:  # reentrant: _fill asks while holding it
+            horizon = time.monotonic() - MISS_MEMORY_S
+            self._misses = [at for at in self._misses if at > horizon]
+            return self.size + min(MAX_EXTRA, len(self._misses))
+
+    @property
+    def spawned(self) -> int:
+        return self._spawned
+
     def take(self, timeout_s: float, abandon: Abandon | None = None) -> WorkerProcess:
         """A warm worker, now or as soon as one is; WorkerFailed if none can be had."""
         deadline = time.monotonic() + timeout_s
         with self._changed:
             failures_before = self._failures
+            self.takes += 1
+            self._sort_out()
+            if not self._warm:
+                self._misses.append(time.monotonic())
             self._waiting += 1
             self._changed.notify_all()
             try:
@@ -74,6 +91,7 @@ class WorkerPool:
         for worker in pooled:
             worker.kill()
             worker.discard_log()
+        self._interrupt()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
 
@@ -101,7 +119,7 @@ class WorkerPool:
                     return
                 self._sort_out()
                 # a warming worker serves a waiting caller sooner than a second import competing for the CPUs
-                wanted = max(self.size, self._waiting) - len(self._warm) - len(self._warming)
+                wanted = max(self.target, self._waiting) - len(self._warm) - len(self._warming)
                 delay = self._next_spawn_at - time.monotonic()
                 if wanted <= 0 or delay > 0:
                     self._changed.wait(max(0.05, min(delay, 1.0)) if wanted > 0 else 1.0)
@@ -114,8 +132,10 @@ class WorkerPool:
         try:
             worker = self._spawn(name, self._notify)
         except Exception as error:  # noqa: BLE001 - e.g. no namespace, no uid left: tell the takers
-            log.exception("cannot start worker %s", name)
             with self._changed:
+                if self._closed:
+                    return  # close() interrupted the start
+                log.exception("cannot start worker %s", name)
                 self._note_failure(f"cannot start a TensorFlow worker: {error}")
             return
         with self._changed:

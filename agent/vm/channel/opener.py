@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 from agent.controller_link import Backoff
-from agent.vm.channel import ChannelError, GatewayGrant, open_gateway_stream
-from agent.vm.channel_proof import Proof, prove_channel
+from agent.vm.channel.gateway import ChannelError, GatewayGrant, open_gateway_stream
+from agent.vm.channel.proof import Proof, prove_channel
 from agent.vm.settings import AgentTiming
 
 

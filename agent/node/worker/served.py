@@ -14,14 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.node.settings import NodeTimings
-from agent.node.worker_observer import WorkerObserver
-from agent.node.worker_pool import WorkerPool
-from agent.node.worker_probe import ProbeFailed, probe_worker
-from agent.node.worker_process import (
-    Abandon,
-    WorkerFailed,
-    WorkerProcess,
-)
+from agent.node.worker.observer import WorkerObserver
+from agent.node.worker.pool import WorkerPool
+from agent.node.worker.probe import ProbeFailed, probe_worker
+from agent.node.worker.process import Abandon, WorkerFailed, WorkerProcess
 from agent.relay import Relay, RelaySet
 
 STARTING, READY, FAILED, STOPPING, STOPPED = "starting", "ready", "failed", "stopping", "stopped"
@@ -102,6 +98,16 @@ class ServedWorker:
         except OSError as error:
             raise WorkerUnavailable(f"the worker for attachment {self.attachment_id} does not answer: "
                                     f"{error.strerror or error}") from None
+
+    def refusal(self) -> str | None:
+        """Why a client cannot use this worker now; None while it is READY and alive."""
+        with self._lock:
+            if self.state != READY or self.worker is None:
+                return self._not_ready_reason()
+            worker = self.worker
+        if not worker.alive:
+            return f"the worker for attachment {self.attachment_id} {worker.describe_end()}"
+        return None
 
     def relay(self, client: socket.socket, upstream: socket.socket, name: str) -> Relay | None:
         """Relay ``client`` <-> ``upstream`` as part of this attachment; None (both closed) once stopping."""

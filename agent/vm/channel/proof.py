@@ -18,9 +18,9 @@ from pathlib import Path
 
 import grpc
 
-from agent.relay import Relay
+from agent.relay import Relay, close_listener
 from agent.tls_stream import TlsStream
-from agent.vm.channel import ChannelError
+from agent.vm.channel.gateway import ChannelError
 
 WORKER_GET_STATUS = "/tensorflow.WorkerService/GetStatus"
 
@@ -45,7 +45,7 @@ def prove_channel(open_stream: Callable[[], TlsStream], timeout_s: float) -> Pro
         try:
             round_trip_us = _get_status(f"unix:{path}", timeout_s)
         finally:
-            listener.close()
+            close_listener(listener)
             relay.close()
     return Proof(open_ms, round_trip_us)
 

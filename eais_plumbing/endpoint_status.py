@@ -5,7 +5,7 @@ HTTP/2 preface ``PRI * HTTP/2.0``. A connection that opens with :data:`STATUS_RE
 is answered by the VM agent itself with one JSON object and a newline, then closed:
 
     {"client_instance_id": "i-...", "endpoint": "127.0.0.1:8470",
-     "state": "serving" | "idle" | "attaching" | "detaching" | "failed",
+     "state": "serving" | "idle" | "attaching" | "detaching" | "failed" | "lost",
      "instance_id": "eais-..." | "", "instance_type": "...", "status": "InUse" | ...,
      "attachment_id": "att-..." | "", "node_gateway": "host:port" | "",
      "node_tf_version": "2.21.0" | "", "agent_tf_version": "2.21.0" | "",

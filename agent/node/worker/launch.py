@@ -56,14 +56,22 @@ class WorkerLaunch:
     log_dir: Path
     uid_pool: UidPool | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    start: Literal["fork", "spawn"] = "fork"
 
-    def command(self, netns_fd: int | None, uid: int | None) -> list[str]:
+    def command(self, netns_fd: int | None, uid: int | None, scratch: str | None = None) -> list[str]:
+        """A worker as a fresh interpreter (``start = spawn``)."""
         command = [self.python, "-P", "-m", "remote_tf.worker", "--parent-pid", str(os.getpid())]
         if netns_fd is not None:
             command += ["--netns-fd", str(netns_fd)]
         if uid is not None:
             command += ["--uid", str(uid)]
+        if scratch is not None:
+            command += ["--scratch", scratch]
         return command
+
+    def fork_server_command(self) -> list[str]:
+        """The worker fork server (``start = fork``); the starter adds its control descriptor."""
+        return [self.python, "-P", "-m", "remote_tf.worker_fork_server", "--parent-pid", str(os.getpid())]
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in PASSED_ENV_NAMES or k.startswith(PASSED_ENV_PREFIXES)}

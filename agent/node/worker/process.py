@@ -1,11 +1,12 @@
-"""One TensorFlow worker process, from spawn to kill (the child side is :mod:`remote_tf.worker`).
+"""One TensorFlow worker process, from start to kill (the child side is :mod:`remote_tf.worker`).
 
-spawned (importing TensorFlow) -> warm -> assigned once -> ready -> killed. Its stdout carries one
-JSON event per line, read by a thread of its own; its stderr goes to
+started (:mod:`agent.node.worker.starter`) -> warm -> assigned once -> ready -> killed. Its stdout
+carries one JSON event per line, read by a thread of its own; its stderr goes to
 ``<log_dir>/<name>-pid<pid>.log``, kept only when it failed. With network isolation the agent
 makes the namespace first and hands the worker a descriptor for it, so the agent knows where the
 worker's port is without reading the worker's ``/proc`` entry (which, under another uid, would
-need CAP_SYS_PTRACE, a capability the systemd unit does not keep).
+need CAP_SYS_PTRACE, a capability the systemd unit does not keep). Once it is reaped, its
+resources (namespace, uid, scratch directory) are given back.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.node.netns import NetworkNamespace
-from agent.node.worker_launch import WorkerLaunch
-from agent.node.worker_records import WorkerRecords
+from agent.node.worker.fork_server import ForkedProcess
+from agent.node.worker.launch import WorkerLaunch
+from agent.node.worker.records import WorkerRecords
+from agent.node.worker.resources import WorkerResources
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1
@@ -40,11 +43,10 @@ class WorkerAbandoned(RuntimeError):
 
 
 class WorkerProcess:
-    def __init__(self, name: str, process: subprocess.Popen, namespace: NetworkNamespace | None,
-                 uid: int | None, log_path: Path, launch: WorkerLaunch, records: WorkerRecords,
-                 on_change: Callable[[], None] | None = None) -> None:
-        self.name, self.process, self.namespace, self.uid = name, process, namespace, uid
-        self.log_path, self._launch, self._records = log_path, launch, records
+    def __init__(self, name: str, process: subprocess.Popen | ForkedProcess, resources: WorkerResources,
+                 launch: WorkerLaunch, records: WorkerRecords, on_change: Callable[[], None] | None = None) -> None:
+        self.name, self.process, self.resources = name, process, resources
+        self._launch, self._records = launch, records
         self._on_change = on_change
         self.spawned_at = time.monotonic()
         self.warm_info: dict[str, Any] | None = None
@@ -53,32 +55,17 @@ class WorkerProcess:
         self.exit_code: int | None = None
         self._changed = threading.Condition()
         self._killed = False
-        self._pidfd = os.pidfd_open(process.pid)  # before anyone can reap the child
+        # Before anyone can reap the child: a forked one's fork server opened it before it could.
+        self._pidfd = os.dup(process.pidfd) if isinstance(process, ForkedProcess) else os.pidfd_open(process.pid)
         threading.Thread(target=self._read_events, name=f"{name}-events", daemon=True).start()
 
-    @classmethod
-    def spawn(cls, launch: WorkerLaunch, records: WorkerRecords, name: str,
-              on_change: Callable[[], None] | None = None) -> WorkerProcess:
-        """Start a worker (from a long-lived thread: the worker dies with the thread that spawned it)."""
-        namespace = NetworkNamespace.create() if launch.isolation == "netns" else None
-        uid = launch.uid_pool.take() if launch.uid_pool else None
-        log_path = launch.log_dir / f"{name}.log"
-        try:
-            with open(log_path, "wb") as log_file:
-                process = subprocess.Popen(
-                    launch.command(namespace.fd if namespace else None, uid), stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, stderr=log_file, env=launch.environment(), cwd="/", text=True,
-                    pass_fds=(namespace.fd,) if namespace else (), start_new_session=True,
-                )
-        except BaseException:
-            if namespace:
-                namespace.close()
-            if uid is not None and launch.uid_pool:
-                launch.uid_pool.give_back(uid)
-            raise
-        records.remember(process.pid)
-        named_log = log_path.rename(log_path.with_name(f"{name}-pid{process.pid}.log"))  # unique across restarts
-        return cls(name, process, namespace, uid, named_log, launch, records, on_change)
+    @property
+    def namespace(self) -> NetworkNamespace | None:
+        return self.resources.namespace
+
+    @property
+    def log_path(self) -> Path:
+        return self.resources.log_path
 
     @property
     def pid(self) -> int:
@@ -147,14 +134,10 @@ class WorkerProcess:
         self.log_path.unlink(missing_ok=True)
 
     def _release_resources(self) -> None:
-        if self.namespace is not None:
-            self.namespace.close()
+        self.resources.release(self._launch)
         if self._pidfd >= 0:
             os.close(self._pidfd)
             self._pidfd = -1
-        if self.uid is not None and self._launch.uid_pool:
-            self._launch.uid_pool.give_back(self.uid)
-            self.uid = None
         self._records.forget(self.pid)
         for stream in (self.process.stdin, self.process.stdout):
             try:

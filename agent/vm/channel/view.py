@@ -11,18 +11,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from agent.instance_status import status_name
-from agent.vm.channel import GatewayGrant
+from agent.vm.channel.gateway import GatewayGrant
 from protos.eais.v1 import agents_pb2 as pb
 
 
 class EndpointState(StrEnum):
-    """The ``state`` field of the status answer (agent.endpoint_status)."""
+    """The ``state`` field of the status answer (eais_plumbing.endpoint_status)."""
 
     SERVING = "serving"
     IDLE = "idle"
     ATTACHING = "attaching"
     DETACHING = "detaching"
     FAILED = "failed"
+    LOST = "lost"  # the data path of the instance in use broke
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class ChannelView:
     node_tf_version: str = ""
     round_trip_us: int = 0
     gateway: GatewayGrant | None = None  # set only while serving
+    awaiting_controller: bool = False  # attaching with the channel proven: serving is a moment away
 
     @property
     def serving(self) -> bool:
@@ -61,13 +63,14 @@ def idle_view(vm: str, last_outcome: str = "") -> ChannelView:
                        "(attach an EAIS instance to this VM with AttachEai)")
 
 
-def attaching_view(vm: str, attachment: pb.VmAttachment, note: str = "") -> ChannelView:
+def attaching_view(vm: str, attachment: pb.VmAttachment, note: str = "", *, proven: bool = False) -> ChannelView:
     if attachment.status == pb.INSTANCE_STATUS_ATTACHING:
         message = f"instance {attachment.instance_id} is Attaching to {vm}; not ready yet"
     else:
         message = (f"instance {attachment.instance_id} is {status_name(attachment.status)} on {vm} "
                    "but its channel is not open yet")
-    return ChannelView(EndpointState.ATTACHING, f"{message} ({note})" if note else message, **_about(attachment))
+    return ChannelView(EndpointState.ATTACHING, f"{message} ({note})" if note else message,
+                       awaiting_controller=proven, **_about(attachment))
 
 
 def serving_view(vm: str, attachment: pb.VmAttachment, grant: GatewayGrant, round_trip_us: int) -> ChannelView:
@@ -81,6 +84,10 @@ def detaching_view(vm: str, attachment: pb.VmAttachment) -> ChannelView:
                        f"(status {status_name(attachment.status)})", **_about(attachment))
 
 
+def lost_view(vm: str, attachment: pb.VmAttachment, reason: str) -> ChannelView:
+    return ChannelView(EndpointState.LOST, lost_outcome(vm, attachment.instance_id, reason), **_about(attachment))
+
+
 def failed_view(vm: str, attachment: pb.VmAttachment, reason: str) -> ChannelView:
     message = f"instance {attachment.instance_id} could not be attached to {vm}: {reason}"
     return ChannelView(EndpointState.FAILED, message, **_about(attachment))
@@ -92,3 +99,14 @@ def detached_outcome(vm: str, instance_id: str) -> str:
 
 def failed_outcome(vm: str, instance_id: str, reason: str) -> str:
     return f"instance {instance_id} could not be attached to {vm}: {reason}"
+
+
+def lost_outcome(vm: str, instance_id: str, reason: str) -> str:
+    return (f"accelerator {instance_id} attached to {vm} lost its data path: {reason}; calls fail until an "
+            "accelerator is attached again (the controller makes the instance Unavailable)")
+
+
+def ended_outcome(vm: str, instance_id: str, last_status: str) -> str:
+    """An attachment that vanished while Attaching or InUse: the controller ended it (DescribeEais says why)."""
+    return (f"the controller ended the attachment of {instance_id} to {vm} while it was {last_status} "
+            "(DescribeEais shows the instance's status now)")
