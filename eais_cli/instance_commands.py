@@ -148,7 +148,7 @@ def tag(
             region_id=cli.region, resource_type="instance", resource_id=[instance_id], tag_key=list(remove))))
     listed = cli.call(lambda c: c.list_tag_resources(models.ListTagResourcesRequest(
         region_id=cli.region, resource_type="instance", resource_id=[instance_id]))).body
-    pairs = [(t.tag_key, t.tag_value) for t in listed.tag_resources.tag_resource]
+    pairs = [(t.tag_key, t.tag_value) for t in listed.tag_resources]
     if cli.json:
         print_json({"ElasticAcceleratedInstanceId": instance_id, "Tags": [{"TagKey": k, "TagValue": v} for k, v in pairs]})
     else:

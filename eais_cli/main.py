@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from eais_cli import account_commands, instance_commands
-from eais_cli.local_cluster import ClusterOptions, LocalCluster
 from eais_cli.say import say
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -44,6 +44,7 @@ def up(
     `import remote_tf; remote_tf.connect()` (endpoint 127.0.0.1:TF_PORT).
     """
     from eais_cli.demo import DemoFailed, run_demo  # imports the SDK models only when asked for
+    from eais_cli.local_cluster import ClusterOptions, LocalCluster  # the controller and agents: only for `up`
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
