@@ -51,7 +51,7 @@ def calling(endpoint: str, act: Callable[[], T]) -> T:
         data = error.data if isinstance(error.data, dict) else {}
         message = re.sub(r"^code: \d+, ", "", error.message or "").split(" request id: ")[0]
         raise ServiceRefused(error.code or data.get("Code", ""), message, data.get("RequestId", "")) from None
-    except Exception as error:  # noqa: BLE001 - the SDK wraps transport errors in its own classes (or none)
+    except Exception as error:
         if isinstance(error, OSError) or type(error).__module__.startswith(("requests", "urllib3", "darabonba", "Tea")):
             cause = _NETWORK_CAUSE.search(str(error))
             raise Unreachable(f"cannot reach the EAIS API at {endpoint} ({cause[1] if cause else type(error).__name__}); "

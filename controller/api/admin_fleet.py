@@ -42,7 +42,7 @@ def reconciler_lease(ctx: ControllerContext) -> LeasePublic | None:
                        expires_at=iso(lease.expires_us), current=lease.expires_us >= ctx.clock.now_us())
 
 
-def _latest_usage(session, instance_ids: list[str], now_us: int) -> dict[str, SliceUsagePublic]:  # noqa: ANN001
+def _latest_usage(session, instance_ids: list[str], now_us: int) -> dict[str, SliceUsagePublic]:
     if not instance_ids:
         return {}
     newest = (select(UsageSample.instance_id, func.max(UsageSample.at_us).label("at_us"))

@@ -4,7 +4,7 @@ Pages render on the server (Jinja2); one small script of ours (``static/console.
 forms through the console API, keeps the instance list live and refreshes the charts. Nothing is
 built on the user's machine. Errors: a page shows the EAIS code and message in its layout; the
 console API answers the EAIS error body; a request without a live session is sent to sign in
-(pages) or answered 401 ``IncompleteSignature`` (API).
+(pages) or answered ``IncompleteSignature`` (API: the script then goes to the sign-in page).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def _to_sign_in(request: Request, exc: SignInRequired, host_id: str) -> Response
     if _wants_json(request):
         error = IncompleteSignature(f"{exc.reason} Sign in again at {BASE}/sign-in.")
         outcome.error_code = error.code
-        return JSONResponse(error_json(error, request_id=outcome.request_id, host_id=host_id), status_code=401)
+        return JSONResponse(error_json(error, request_id=outcome.request_id, host_id=host_id),
+                            status_code=error.http_status, headers={REQUEST_ID_HEADER: outcome.request_id})
     where = f"{BASE}/operator/sign-in" if exc.role == OPERATOR else f"{BASE}/sign-in"
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     query = {"reason": exc.reason, **({"next": target} if request.method == "GET" else {})}

@@ -47,8 +47,8 @@ def line_chart(label: str, points: list[Point], start_us: int, end_us: int, wind
     def y(percent: float) -> float:
         return TOP + PLOT_H * (1 - min(100.0, max(0.0, percent)) / 100)
 
-    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}" '
-             f'data-points="{len(points)}" xmlns="http://www.w3.org/2000/svg">']
+    parts = [(f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}" '
+              f'data-points="{len(points)}" xmlns="http://www.w3.org/2000/svg">')]
     parts += _grid(y) + _time_ticks(x, start_us, end_us, window)
     if not points:
         parts.append(f'<text class="chart-empty" x="{LEFT + PLOT_W / 2}" y="{TOP + PLOT_H / 2}" text-anchor="middle">'
@@ -64,7 +64,7 @@ def line_chart(label: str, points: list[Point], start_us: int, end_us: int, wind
     return "".join(parts)
 
 
-def _grid(y) -> list[str]:  # noqa: ANN001
+def _grid(y) -> list[str]:
     lines = []
     for percent in (0, 25, 50, 75, 100):
         lines.append(f'<line class="chart-grid" x1="{LEFT}" x2="{LEFT + PLOT_W}" y1="{y(percent):.1f}" y2="{y(percent):.1f}"/>')
@@ -72,7 +72,7 @@ def _grid(y) -> list[str]:  # noqa: ANN001
     return lines
 
 
-def _time_ticks(x, start_us: int, end_us: int, window: Window) -> list[str]:  # noqa: ANN001
+def _time_ticks(x, start_us: int, end_us: int, window: Window) -> list[str]:
     tick_us = window.tick_s * US_PER_S
     first = start_us - start_us % tick_us + tick_us
     labels = []

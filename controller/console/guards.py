@@ -29,7 +29,7 @@ CSRF_FIELD = "csrf_token"
 
 
 class SignInRequired(Exception):
-    """No live session of ``role`` on this request: pages send the browser to sign in, API calls get 401."""
+    """No live session of ``role`` on this request: pages send the browser to sign in, the console API answers IncompleteSignature."""
 
     def __init__(self, role: str, reason: str) -> None:
         super().__init__(reason)
@@ -60,7 +60,7 @@ class ConsoleAuth:
 
     def session(self, request: Request, role: str) -> Session:
         """The request's live session of ``role`` (its cookie renewed when due); SignInRequired otherwise."""
-        name, path = COOKIES[role]
+        name, _path = COOKIES[role]
         session = self.seal.open(request.cookies.get(name), role)
         if session is None:
             raise SignInRequired(role, "Sign in to continue." if name not in request.cookies else

@@ -7,6 +7,10 @@ the POST body; the answer is a redirect, so it never stays in the browser's hist
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -16,7 +20,6 @@ from controller.console.web import BASE, form_fields, render
 from controller.errors import EaisError, InvalidParameter
 
 LANDING = {TENANT: f"{BASE}/instances", OPERATOR: f"{BASE}/operator/nodes"}
-FORMS = {TENANT: "sign_in.html", OPERATOR: "operator_sign_in.html"}
 
 
 def safe_next(target: str | None, role: str) -> str:
@@ -36,7 +39,7 @@ def sign_in_routes(auth: ConsoleAuth) -> APIRouter:
              access_key_id: str = "", reason: str = "", next_target: str | None = None) -> Response:
         pre = auth.seal.new(SIGN_IN)
         auth.start(request, pre)
-        return render(FORMS[role], status_code, csrf_token=auth.seal.csrf_token(pre), error=error,
+        return render("sign_in.html", status_code, operator=role == OPERATOR, csrf_token=auth.seal.csrf_token(pre), error=error,
                       access_key_id=access_key_id, next=safe_next(next_target or request.query_params.get("next"), role),
                       reason=reason or request.query_params.get("reason", "")[:200])
 
@@ -64,28 +67,19 @@ def sign_in_routes(auth: ConsoleAuth) -> APIRouter:
         auth.end(request, role)
         return RedirectResponse(f"{LANDING[role].rsplit('/', 1)[0]}/sign-in?reason=Signed+out.", status_code=303)
 
-    @router.get("/sign-in")
-    def tenant_form(request: Request) -> Response:
-        return form(request, TENANT)
-
-    @router.post("/sign-in")
-    async def tenant_submit(request: Request) -> Response:
-        return await submit(request, TENANT)
-
-    @router.post("/sign-out")
-    async def tenant_sign_out(request: Request) -> Response:
-        return await sign_out(request, TENANT)
-
-    @router.get("/operator/sign-in")
-    def operator_form(request: Request) -> Response:
-        return form(request, OPERATOR)
-
-    @router.post("/operator/sign-in")
-    async def operator_submit(request: Request) -> Response:
-        return await submit(request, OPERATOR)
-
-    @router.post("/operator/sign-out")
-    async def operator_sign_out(request: Request) -> Response:
-        return await sign_out(request, OPERATOR)
-
+    for role, prefix in ((TENANT, ""), (OPERATOR, "/operator")):
+        router.add_api_route(f"{prefix}/sign-in", _bound(form, role), methods=["GET"])
+        router.add_api_route(f"{prefix}/sign-in", _bound(submit, role), methods=["POST"])
+        router.add_api_route(f"{prefix}/sign-out", _bound(sign_out, role), methods=["POST"])
     return router
+
+
+def _bound(handler: Callable[..., Any], role: str) -> Callable[[Request], Any]:
+    """``handler`` as a route of one role (FastAPI reads the route's own signature: only the request)."""
+    if inspect.iscoroutinefunction(handler):
+        async def route(request: Request) -> Response:
+            return await handler(request, role)
+    else:
+        def route(request: Request) -> Response:
+            return handler(request, role)
+    return route

@@ -105,6 +105,6 @@ def default_region(ctx: ControllerContext, account_id: str) -> str:
     return newest or vm or ctx.settings.regions[0].region_id
 
 
-def _item(row) -> HourlyItem:  # noqa: ANN001 - a BillItem row
+def _item(row) -> HourlyItem:
     return HourlyItem(row.account_id, row.instance_id, row.instance_type, row.hour_start_us, row.billed_us,
                       row.amount_micro)

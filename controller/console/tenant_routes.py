@@ -23,14 +23,7 @@ from controller.console.action_routes import run_action
 from controller.console.charts import WINDOWS, Point, line_chart
 from controller.console.guards import ConsoleAuth
 from controller.console.sessions import TENANT, Session
-from controller.console.tenant_views import (
-    FILTER_STATUSES,
-    PAGE_SIZES,
-    Filters,
-    instance_row,
-    release_rules,
-    type_options,
-)
+from controller.console.tenant_views import FILTER_STATUSES, PAGE_SIZES, Filters, instance_row, release_rules, type_options
 from controller.console.web import BASE, render
 from controller.context import ControllerContext
 from controller.errors import InstanceNotFound

@@ -16,16 +16,16 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.api.caller_auth import unique_params
-from controller.console import formatting
 from controller.api.rpc_request import parse_query
+from controller.console import formatting
 from controller.errors import InvalidParameter, RequestTooLarge
 
 BASE = "/console"
 MAX_FORM_BYTES = 16 * 1024
 _COOKIES_KEY = "console_cookies"
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                                 b"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (b"content-security-policy", (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                  b"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from controller.states import Event
-from tests.e2e.conftest import live_api, live_ctx  # noqa: F401 - a live API for these tests
 from tests.fleet_rows import add_client, add_node
 from tests.rules.lifecycle_steps import status_of, step
 
@@ -26,7 +25,7 @@ def run(home: Path, *args: str, env: dict[str, str] | None = None, timeout_s: fl
     """`eais ARGS` in ``home`` (also its HOME), with only the environment given."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "EAIS_"))}
     return subprocess.run([EAIS, *args], cwd=home, env={**base, "HOME": str(home), "COLUMNS": "200", **(env or {})},
-                          capture_output=True, text=True, timeout=timeout_s)
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
 def start(home: Path, *args: str, env: dict[str, str]) -> subprocess.Popen:
@@ -35,12 +34,12 @@ def start(home: Path, *args: str, env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def key_env(account, endpoint: str) -> dict[str, str]:  # noqa: ANN001
+def key_env(account, endpoint: str) -> dict[str, str]:
     return {"ALIBABA_CLOUD_ACCESS_KEY_ID": account.access_key_id,
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": account.access_key_secret, "EAIS_ENDPOINT": endpoint}
 
 
-def available_instance(live, home: Path, env: dict[str, str]) -> str:  # noqa: ANN001
+def available_instance(live, home: Path, env: dict[str, str]) -> str:
     done = run(home, "create", XLARGE, "--name", "cli-1", "--tag", "team=ml", env=env)
     assert done.returncode == 0, done.stderr
     instance_id = done.stdout.strip()
@@ -54,7 +53,7 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fleet(live_api, account):  # noqa: ANN001, F811
+def fleet(live_api, account):
     add_node(live_api.ctx, slices={XLARGE: 3})
     add_client(live_api.ctx, account.account_id, "i-vm1")
     return live_api
@@ -164,7 +163,7 @@ def test_tag_metrics_bill_and_history(fleet, account, home):
     assert "slice_ready" in history.stdout
 
 
-def _until(check, timeout_s: float = 20) -> None:  # noqa: ANN001
+def _until(check, timeout_s: float = 20) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"

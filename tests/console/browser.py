@@ -31,7 +31,7 @@ def chromium_path() -> str:
     pytest.skip(MISSING)
 
 
-def screenshot(page, name: str) -> Path:  # noqa: ANN001 - a Playwright page
+def screenshot(page, name: str) -> Path:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTEFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -11,6 +11,7 @@ from controller.key_store import admin_token
 from eais_cli.local_cluster import LocalCluster
 from tests.console.browser import CHROMIUM_ARGS, chromium_path
 from tests.dataplane.conftest import cluster  # noqa: F401 - the same `eais up` fixture, for this package
+from tests.e2e.conftest import live_api, live_ctx  # noqa: F401 - a live API (no agents) for the HTTP-level tests
 
 CONSOLE_TIMEOUT_MS = 60_000
 
@@ -32,7 +33,7 @@ def console_url(cluster: LocalCluster) -> str:  # noqa: F811
 
 
 @pytest.fixture
-def page(browser) -> Iterator[object]:  # noqa: ANN001
+def page(browser) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(CONSOLE_TIMEOUT_MS)
     tab = context.new_page()
@@ -40,14 +41,14 @@ def page(browser) -> Iterator[object]:  # noqa: ANN001
     context.close()
 
 
-def sign_in(page, console_url: str, access_key_id: str, secret: str) -> None:  # noqa: ANN001
+def sign_in(page, console_url: str, access_key_id: str, secret: str) -> None:
     page.goto(f"{console_url}/sign-in")
     page.fill("input[name=access_key_id]", access_key_id)
     page.fill("input[name=access_key_secret]", secret)
     page.click("button[type=submit]")
 
 
-def sign_in_operator(page, console_url: str, cluster: LocalCluster) -> None:  # noqa: ANN001, F811
+def sign_in_operator(page, console_url: str, cluster: LocalCluster) -> None:  # noqa: F811
     page.goto(f"{console_url}/operator/sign-in")
     page.fill("input[name=admin_token]", admin_token(cluster.ctx.settings))
     page.click("button[type=submit]")

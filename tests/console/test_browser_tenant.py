@@ -87,7 +87,7 @@ def test_a_cross_site_post_is_refused_and_changes_nothing(page, cluster: LocalCl
     eais.delete(instance_id)
 
 
-def _create(page, *, name: str) -> str:  # noqa: ANN001
+def _create(page, *, name: str) -> str:
     page.click("#create-panel summary")
     page.select_option("#create-form select[name=InstanceType]", INSTANCE_TYPE)
     page.fill("#create-form input[name=InstanceName]", name)
@@ -99,7 +99,7 @@ def _create(page, *, name: str) -> str:  # noqa: ANN001
     return page.locator("#notice .mono").inner_text()
 
 
-def _session_is_safe(page, secret: str) -> None:  # noqa: ANN001
+def _session_is_safe(page, secret: str) -> None:
     cookie = next(c for c in page.context.cookies() if c["name"] == "eais_console")
     assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Strict", "/console")
     assert 0 < cookie["expires"]  # a persistent cookie that ends with the session, not an endless one
@@ -108,7 +108,7 @@ def _session_is_safe(page, secret: str) -> None:  # noqa: ANN001
     assert secret not in stored and "eais_console" not in stored  # HttpOnly: scripts cannot read the session
 
 
-def _refused_actions_show_their_code(page) -> None:  # noqa: ANN001
+def _refused_actions_show_their_code(page) -> None:
     page.fill("#resource-group-form input[name=ResourceGroupId]", "not-a-group")
     page.click("#resource-group-form button[type=submit]")
     expect(page.locator("#notice.error .code")).to_have_text("InvalidResourceGroup")
@@ -125,7 +125,7 @@ class _site_serving:
         body = html.encode()
 
         class Page(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html")
                 self.send_header("Content-Length", str(len(body)))

@@ -12,7 +12,6 @@ import pytest
 from controller.clock import FakeClock
 from controller.console.sessions import IDLE_S, MAX_S, OPERATOR, TENANT, SessionSeal
 from controller.key_store import admin_token
-from tests.e2e.conftest import live_api, live_ctx  # noqa: F401 - a live API for these tests
 from controller.states import Event
 from tests.fleet_rows import add_node
 from tests.rules.lifecycle_steps import step
@@ -20,7 +19,7 @@ from tests.rules.lifecycle_steps import step
 KEY = "x" * 43 + "="
 
 
-def signed_in(endpoint: str, key) -> tuple[httpx.Client, str]:  # noqa: ANN001
+def signed_in(endpoint: str, key) -> tuple[httpx.Client, str]:
     """A browser-like client signed in as ``key``'s account, and its CSRF token."""
     client = httpx.Client(base_url=f"http://{endpoint}", follow_redirects=False)
     form = client.get("/console/sign-in")

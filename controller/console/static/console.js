@@ -2,6 +2,7 @@
 // list and panel stay live through a server-sent event stream (polling when it cannot connect); charts refresh.
 "use strict";
 
+const SIGNED_OUT = "IncompleteSignature";  // the console API's answer once the session has ended
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
@@ -30,8 +31,8 @@ async function runAction(action, params) {
     headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
     body: new URLSearchParams(params),
   });
-  if (answer.status === 401) { goSignIn(); return null; }
   const body = await answer.json().catch(() => ({ Code: `HTTP ${answer.status}`, Message: "The console could not read the answer." }));
+  if (body.Code === SIGNED_OUT) { goSignIn(); return null; }
   if (!answer.ok) { showError(action, body); return null; }
   return body;
 }
@@ -115,8 +116,9 @@ document.addEventListener("click", (event) => {
 // Live parts: <div data-live="URL"> is fetched again whenever the event stream reports a change.
 async function refresh(box) {
   const answer = await fetch(box.dataset.live, { credentials: "same-origin", headers: { "X-Requested-With": "console" } });
-  if (answer.status === 401) { goSignIn(); return; }
-  if (answer.ok) box.innerHTML = await answer.text();
+  if (answer.ok) { box.innerHTML = await answer.text(); return; }
+  const body = await answer.json().catch(() => ({}));
+  if (body.Code === SIGNED_OUT) goSignIn();
 }
 
 async function refreshAll() {
