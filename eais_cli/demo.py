@@ -61,7 +61,7 @@ def run_demo(cluster: LocalCluster, *, status_timeout_s: float = 60.0) -> DemoRe
     return report
 
 
-def _attach_run_detach(cluster: LocalCluster, client, region: str, instance_id: str, vm: str,
+def _attach_run_detach(cluster: LocalCluster, client, region: str, instance_id: str, vm: str,  # noqa: ANN001
                        report: DemoReport, timeout_s: float) -> None:
     started = time.monotonic()
     client.attach_eai(models.AttachEaiRequest(region_id=region, elastic_accelerated_instance_id=instance_id,

@@ -12,7 +12,7 @@ import statistics
 import time
 
 
-def _timed_ms(call, repeats: int) -> list[float]:
+def _timed_ms(call, repeats: int) -> list[float]:  # noqa: ANN001 - any zero-argument callable
     times = []
     for _ in range(repeats):
         started = time.perf_counter()

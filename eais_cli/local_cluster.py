@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from sqlmodel import select
-
 from agent.endpoint_status import EndpointUnreachable, query_endpoint_status
 from agent.node.agent import WARM_POOL_LINE
 from controller.accounts import create_account
 from controller.agent_ca import agent_ca_certificate_path
 from controller.context import ControllerContext
+from controller.key_store import node_token
 from controller.server import RunningController, start_controller
 from controller.settings import load_settings
 from controller.tables import ClientInstance, Node
 from eais_cli.say import say
+from sqlmodel import select
 
 REGION, ZONE = "cn-hangzhou", "cn-hangzhou-a"
 VPC, VSWITCH = "vpc-local", "vsw-local"
@@ -117,7 +117,7 @@ class LocalCluster:
         if path.exists():
             saved = json.loads(path.read_text())
         else:
-            made = create_account(self.ctx, "default", balance=Decimal(1000), real_name_verified=True).as_json()
+            made = create_account(self.ctx, "default", balance=Decimal("1000"), real_name_verified=True).as_json()
             saved = {**made, "RegionId": REGION, "ClientInstanceId": this_host_instance_id()}
             say(f"controller: created account 'default' ({made['AccountId']}) with a balance of 1000 CNY")
         saved.update(Endpoint=self.endpoint, TfEndpoint=self.tf_endpoint, VSwitchId=VSWITCH)
