@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The official PAI-EAS client (eas-prediction) needs protobuf <= 3.20, so the tests run it from its own venv.
 EAS_VENV ?= .venv-eas
 
-.PHONY: setup run test bench clean
+.PHONY: setup browser run test bench clean
 
 $(STAMP): pyproject.toml uv-overrides.txt
 	@echo "setup: creating $(VENV) and installing eais with its test tools ..."
@@ -25,8 +25,22 @@ setup: $(STAMP)
 run: setup
 	@$(VENV)/bin/eais up --demo --data-dir .eais-run
 
-## test: the whole suite (PostgreSQL too when EAIS_TEST_PG_URL is set; .ci/run sets it)
-test: setup
+## browser: Debian's Chromium for the console's browser tests (Playwright drives /usr/bin/chromium), installed when
+## missing and running as root; otherwise say so (the browser tests then fail in CI and are skipped elsewhere)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "setup: installing Chromium for the browser tests (Debian's chromium and chromium-driver) ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	      || { echo "setup: apt-get could not install chromium; the browser tests need it"; exit 1; }; \
+	  else \
+	    echo "setup: Chromium is missing and this is not root: run 'apt-get install -y chromium chromium-driver' as root" \
+	         "for the console's browser tests (skipped outside CI until then)"; \
+	  fi; }
+
+## test: the whole suite (PostgreSQL too when EAIS_TEST_PG_URL is set; .ci/run sets it); screenshots of the console
+## go to test-artefacts/console/
+test: setup browser
 	@$(VENV)/bin/pytest -q
 
 ## bench: the fleet sweep (100 to 4,000 simulated agents against one controller on SQLite and three replicas on

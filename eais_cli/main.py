@@ -1,24 +1,31 @@
-"""eais: the user CLI. `eais up` runs a whole eais on this machine; the other commands drive an
-EAIS API with the official SDK (alibabacloud_eais20190624), using the credentials file `eais up` writes."""
+"""eais: the user CLI. `eais up` runs a whole eais on this machine; the other commands drive an EAIS API
+with the official SDK (alibabacloud_eais20190624).
+
+Credentials, first found:
+1. --profile NAME (of ~/.aliyun/config.json) or --credentials FILE (eais up's);
+2. ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET;
+3. the current profile of ~/.aliyun/config.json (ALIBABA_CLOUD_PROFILE picks one);
+4. the file `eais up` writes (.eais-up/credentials.json).
+`eais whoami` shows which is used.
+
+Tables by default; --output json for scripts. Exit codes: 0 done; 1 refused by the service (its EAIS code is printed);
+2 bad command line; 3 no usable credentials; 4 --wait ended in another status; 5 --wait timed out; 6 endpoint unreachable.
+"""
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from alibabacloud_eais20190624 import models
 
-from eais_cli.local_cluster import ClusterOptions, LocalCluster
+from eais_cli import account_commands, instance_commands
 from eais_cli.say import say
-from eais_cli.sdk import client_from_credentials, describe
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 DEFAULT_DATA_DIR = Path(".eais-up")
-Credentials = Annotated[Path, typer.Option("--credentials", help="credentials JSON written by `eais up`")]
 
 
 @app.command()
@@ -39,6 +46,7 @@ def up(
     `import remote_tf; remote_tf.connect()` (endpoint 127.0.0.1:TF_PORT).
     """
     from eais_cli.demo import DemoFailed, run_demo  # imports the SDK models only when asked for
+    from eais_cli.local_cluster import ClusterOptions, LocalCluster  # the controller and agents: only for `up`
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -72,66 +80,8 @@ def up(
     raise typer.Exit(code)
 
 
-@app.command()
-def instances(credentials: Credentials = DEFAULT_DATA_DIR / "credentials.json") -> None:
-    """List the account's EAIS instances (DescribeEais) as JSON lines."""
-    creds = _load(credentials)
-    body = client_from_credentials(creds).describe_eais(models.DescribeEaisRequest(region_id=creds["RegionId"])).body
-    for item in body.instances.instance:
-        print(json.dumps({"InstanceId": item.elastic_accelerated_instance_id, "Status": item.status,
-                          "Type": item.instance_type, "Client": item.client_instance_id,
-                          "Description": item.description}))
-
-
-@app.command()
-def create(
-    instance_type: Annotated[str, typer.Argument(help="e.g. eais.ei-a6.xlarge")] = "eais.ei-a6.xlarge",
-    name: Annotated[str, typer.Option(help="instance name")] = "eais-cli",
-    credentials: Credentials = DEFAULT_DATA_DIR / "credentials.json",
-) -> None:
-    """CreateEai in the credentials' region and vSwitch; prints the new instance id."""
-    creds = _load(credentials)
-    request = models.CreateEaiRequest(region_id=creds["RegionId"], instance_type=instance_type, instance_name=name,
-                                      v_switch_id=creds.get("VSwitchId"))
-    print(client_from_credentials(creds).create_eai(request).body.elastic_accelerated_instance_id)
-
-
-@app.command()
-def attach(
-    instance_id: str,
-    client_instance_id: Annotated[str, typer.Option("--client", help="default: this host")] = "",
-    credentials: Credentials = DEFAULT_DATA_DIR / "credentials.json",
-) -> None:
-    """AttachEai to a client VM (this host by default)."""
-    creds = _load(credentials)
-    client = client_from_credentials(creds)
-    client.attach_eai(models.AttachEaiRequest(region_id=creds["RegionId"], elastic_accelerated_instance_id=instance_id,
-                                              client_instance_id=client_instance_id or creds["ClientInstanceId"]))
-    print(describe(client, creds["RegionId"], instance_id).status)
-
-
-@app.command()
-def detach(instance_id: str, credentials: Credentials = DEFAULT_DATA_DIR / "credentials.json") -> None:
-    """DetachEai."""
-    creds = _load(credentials)
-    client = client_from_credentials(creds)
-    client.detach_eai(models.DetachEaiRequest(region_id=creds["RegionId"], elastic_accelerated_instance_id=instance_id))
-    print(describe(client, creds["RegionId"], instance_id).status)
-
-
-@app.command()
-def delete(instance_id: str, force: bool = False, credentials: Credentials = DEFAULT_DATA_DIR / "credentials.json") -> None:
-    """DeleteEai (releases the instance; --force for one that is not Available)."""
-    creds = _load(credentials)
-    client_from_credentials(creds).delete_eai(models.DeleteEaiRequest(
-        region_id=creds["RegionId"], elastic_accelerated_instance_id=instance_id, force=force))
-
-
-def _load(path: Path) -> dict[str, str]:
-    try:
-        return json.loads(path.read_text())
-    except OSError as error:
-        raise typer.BadParameter(f"cannot read {path}: {error.strerror}; start `eais up` first or pass --credentials") from None
+instance_commands.register(app)
+account_commands.register(app)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controller import accounts
+from controller.api import admin_fleet as fleet
 from controller.api import admin_reads as reads
 from controller.api.admin_models import (
     AccountCreate,
@@ -25,7 +26,9 @@ from controller.api.admin_models import (
     ClientInstancePublic,
     IdPath,
     IdQuery,
+    LeasePublic,
     NodePublic,
+    SlicePublic,
     TopUp,
     TransitionPublic,
 )
@@ -79,6 +82,16 @@ def create_admin_app(ctx: ControllerContext) -> FastAPI:
     @app.get("/v1/nodes", response_model=list[NodePublic])
     def list_nodes() -> list[NodePublic]:
         return reads.nodes(ctx)
+
+    @app.get("/v1/slices", response_model=list[SlicePublic])
+    def list_slices(node_id: IdQuery = None) -> list[SlicePublic]:
+        """Every slice with the instance on it and the latest usage its node reported."""
+        return fleet.slices(ctx, node_id)
+
+    @app.get("/v1/reconciler", response_model=LeasePublic | None)
+    def reconciler() -> LeasePublic | None:
+        """The reconciler lease: which replica leads (null before any replica took it)."""
+        return fleet.reconciler_lease(ctx)
 
     @app.get("/v1/client-instances", response_model=list[ClientInstancePublic])
     def list_client_instances(account_id: IdQuery = None) -> list[ClientInstancePublic]:

@@ -58,6 +58,7 @@ class NodePublic(BaseModel):
     backend: str
     accelerator_model: str
     online: bool
+    agent: str = Field(description="online; late (heartbeat deadline passed, not yet declared lost); offline")
     slices_total: int
     slices_free: int
     last_seen_at: str
@@ -73,6 +74,7 @@ class ClientInstancePublic(BaseModel):
     vcpu: int
     memory_mib: int
     online: bool
+    agent: str = Field(description="online; late (heartbeat deadline passed, not yet declared lost); offline")
     last_seen_at: str
 
 
@@ -92,3 +94,39 @@ class BillItemPublic(BaseModel):
     hour_start: str
     billed_seconds: float
     amount: Decimal
+
+
+class SliceUsagePublic(BaseModel):
+    """The latest usage sample the node reported for the worker on a slice (percentages 0-100)."""
+
+    at: str
+    gpu_core_percent: float
+    gpu_memory_percent: float
+    memory_used_mib: int
+    cpu_percent: float
+    memory_percent: float
+
+
+class SlicePublic(BaseModel):
+    slice_id: str
+    node_id: str
+    instance_type: str
+    gpu_index: int
+    memory_mib: int
+    draining: bool = Field(description="released; waiting for the node to confirm its memory is free")
+    instance_id: str | None
+    instance_status: str | None
+    account_id: str | None
+    client_instance_id: str | None
+    usage: SliceUsagePublic | None = Field(description="None when no sample arrived in the last two minutes")
+
+
+class LeasePublic(BaseModel):
+    """The reconciler lease: the replica holding it (``host:pid:tag``) is the one reconciling."""
+
+    name: str
+    holder: str
+    epoch: int = Field(description="grows each time the lease changes hands or lapses")
+    acquired_at: str
+    expires_at: str
+    current: bool = Field(description="false when the lease ran out and no replica renewed it yet")

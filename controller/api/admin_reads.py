@@ -11,11 +11,20 @@ from controller.clock import to_datetime
 from controller.context import ControllerContext
 from controller.errors import InstanceNotFound
 from controller.money import from_micro
-from controller.tables import Account, ClientInstance, Instance, Node, Slice, Transition
+from controller.tables import Account, AgentPresence, ClientInstance, Instance, Node, Slice, Transition
+
+ONLINE, LATE, OFFLINE = "online", "late", "offline"
 
 
 def iso(us: int) -> str:
     return to_datetime(us).isoformat().replace("+00:00", "Z")
+
+
+def agent_state(presence: AgentPresence, now_us: int) -> str:
+    """online; late (its heartbeat deadline passed, not yet declared lost); offline (declared lost)."""
+    if not presence.online:
+        return OFFLINE
+    return LATE if presence.heartbeat_deadline_us < now_us else ONLINE
 
 
 def account_public(account: Account) -> AccountPublic:
@@ -32,7 +41,8 @@ def nodes(ctx: ControllerContext) -> list[NodePublic]:
     with ctx.db.read() as session:
         rows = session.exec(select(Node).order_by(Node.id)).all()
         slices = session.exec(select(Slice)).all()
-    return [_node_public(n, [s for s in slices if s.node_id == n.id]) for n in rows]
+    now_us = ctx.clock.now_us()
+    return [_node_public(n, [s for s in slices if s.node_id == n.id], now_us) for n in rows]
 
 
 def client_instances(ctx: ControllerContext, account_id: str | None) -> list[ClientInstancePublic]:
@@ -42,7 +52,9 @@ def client_instances(ctx: ControllerContext, account_id: str | None) -> list[Cli
     with ctx.db.read() as session:
         rows = session.exec(query).all()
     fields = {"account_id", "region_id", "zone_id", "vpc_id", "vswitch_id", "vcpu", "memory_mib", "online"}
-    return [ClientInstancePublic(client_instance_id=c.id, last_seen_at=iso(c.last_seen_us), **c.model_dump(include=fields))
+    now_us = ctx.clock.now_us()
+    return [ClientInstancePublic(client_instance_id=c.id, last_seen_at=iso(c.last_seen_us), agent=agent_state(c, now_us),
+                                 **c.model_dump(include=fields))
             for c in rows]
 
 
@@ -63,8 +75,9 @@ def bill_items(ctx: ControllerContext, account_id: str | None, instance_id: str 
                            amount=from_micro(i.amount_micro)) for i in items]
 
 
-def _node_public(node: Node, slices: list[Slice]) -> NodePublic:
+def _node_public(node: Node, slices: list[Slice], now_us: int) -> NodePublic:
     free = sum(1 for s in slices if s.instance_id is None and not s.draining)
     return NodePublic(node_id=node.id, region_id=node.region_id, zone_id=node.zone_id, hostname=node.hostname,
                       backend=node.backend, accelerator_model=node.accelerator_model, online=node.online,
+                      agent=agent_state(node, now_us),
                       slices_total=len(slices), slices_free=free, last_seen_at=iso(node.last_seen_us))

@@ -1,7 +1,7 @@
 """Requests, errors and latency of the EAIS and admin APIs, by action and code, counted as each request ends.
 
 ``action`` is the EAIS action (or "unknown" when the request names none of the API's) and, on the
-admin API, the route ("POST /v1/accounts/{account_id}/top-up"); ``code`` is the error's EAIS code.
+admin API and the console, the route ("POST /v1/accounts/{account_id}/top-up", "GET /instances"); ``code`` is the error's EAIS code.
 ``/metrics`` and ``/healthz`` are not counted.
 """
 
@@ -49,12 +49,12 @@ class RequestMetrics:
             outcome.error_code = outcome.error_code or spec_for(InternalError).code
             raise
         finally:
-            if outcome.api == "admin":
-                outcome.action = _admin_route(scope)
+            if outcome.api in ("admin", "console"):
+                outcome.action = _route(scope)
             record(outcome, time.perf_counter() - started)
 
 
-def _admin_route(scope: dict[str, Any]) -> str:
-    route = scope.get("route")  # set by the admin app's router on the shared scope when a route matched
+def _route(scope: dict[str, Any]) -> str:
+    route = scope.get("route")  # set by the admin or console app's router on the shared scope when a route matched
     path = getattr(route, "path", None)
     return f"{scope['method']} {path}" if path else UNKNOWN_ACTION

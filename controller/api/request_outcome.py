@@ -14,13 +14,14 @@ from controller.api.eais_responses import ResponseFormat, requested_format
 from controller.ids import new_request_id
 
 ADMIN_PREFIX = "/admin"
+CONSOLE_PREFIX = "/console"
 UNKNOWN_ACTION = "unknown"  # the metrics label of a request whose action is not one we know
 _STATE_KEY = "eais_outcome"
 
 
 @dataclass
 class Outcome:
-    api: str  # "eais" or "admin"
+    api: str  # "eais", "admin" or "console"
     response_format: ResponseFormat
     request_id: str = field(default_factory=new_request_id)
     action: str = UNKNOWN_ACTION
@@ -33,6 +34,7 @@ def outcome_of(scope: MutableMapping[str, Any]) -> Outcome:
     outcome = state.get(_STATE_KEY)
     if outcome is None:
         path = scope.get("path", "")
-        api = "admin" if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/") else "eais"
+        api = next((name for name, prefix in (("admin", ADMIN_PREFIX), ("console", CONSOLE_PREFIX))
+                    if path == prefix or path.startswith(prefix + "/")), "eais")
         outcome = state[_STATE_KEY] = Outcome(api, requested_format(scope.get("query_string", b"")))
     return outcome
