@@ -25,16 +25,17 @@ setup: $(STAMP)
 run: setup
 	@$(VENV)/bin/eais up --demo --data-dir .eais-run
 
-## browser: Debian's Chromium for the console's browser tests (Playwright drives /usr/bin/chromium), installed when
-## missing and running as root; otherwise say so (the browser tests then fail in CI and are skipped elsewhere)
+## browser: Debian's Chromium for the console's browser tests (Playwright drives /usr/bin/chromium) and a CJK font
+## (region names are Chinese), installed when missing and running as root; otherwise say so (the browser tests then
+## fail in CI and are skipped elsewhere)
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && fc-list :lang=zh family | grep -q . ; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "setup: installing Chromium for the browser tests (Debian's chromium and chromium-driver) ..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	    echo "setup: installing Chromium and a CJK font for the browser tests (Debian's chromium, fonts-wqy-zenhei) ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null \
 	      || { echo "setup: apt-get could not install chromium; the browser tests need it"; exit 1; }; \
 	  else \
-	    echo "setup: Chromium is missing and this is not root: run 'apt-get install -y chromium chromium-driver' as root" \
+	    echo "setup: Chromium or a CJK font is missing and this is not root: run 'apt-get install -y chromium fonts-wqy-zenhei' as root" \
 	         "for the console's browser tests (skipped outside CI until then)"; \
 	  fi; }
 
