@@ -1,8 +1,10 @@
 """Live status for the console: a server-sent event each time the account's instances in a region change.
 
 The stream wakes on this process's change hub (every committed status change marks the agents
-it concerns) and also polls every :data:`POLL_S` seconds, for changes committed by other
-processes or replicas that this hub does not carry. Each time, it reads the statuses of the
+it concerns; with PostgreSQL the hub also carries other replicas' commits, by NOTIFY) and also
+polls every :data:`POLL_S` seconds, for changes the hub does not carry (another API worker
+process on SQLite, a NOTIFY lost while reconnecting). It reads at most every :data:`MIN_GAP_S`,
+however busy the fleet's change feed is. Each time, it reads the statuses of the
 account's instances in the region (one indexed query) and sends an ``instances`` event only when
 they differ from what it sent last. A stream ends after :data:`STREAM_MAX_S`; the browser's
 EventSource reconnects by itself, so no connection outlives a controller restart for long.
@@ -25,6 +27,7 @@ from controller.tables import Instance
 
 log = logging.getLogger("eais.console")
 POLL_S = 3.0
+MIN_GAP_S = 0.25  # a fleet commits many changes a second; few of them are this account's
 KEEPALIVE_S = 15.0
 STREAM_MAX_S = 120.0
 RETRY_MS = 1500
@@ -67,6 +70,7 @@ async def instance_events(ctx: ControllerContext, account_id: str, region_id: st
             try:
                 await asyncio.wait_for(woken.wait(), POLL_S)
             except TimeoutError:
-                pass
+                continue
+            await asyncio.sleep(MIN_GAP_S)  # changes landing meanwhile are read together
     finally:
         unsubscribe()
