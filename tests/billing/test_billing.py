@@ -23,7 +23,7 @@ from controller.billing import (
     total_amount_micro,
     total_billed_us,
 )
-from controller.states import BILLABLE, TRANSITIONS, Status
+from controller.states import BILLABLE, BILLED_SHARE, TRANSITIONS, Status
 
 DAY_US = 1_767_225_600 * 1_000_000  # 2026-01-01T00:00:00Z
 MINUTE_US = 60 * 1_000_000
@@ -245,6 +245,23 @@ def logs_with_any_range(draw: st.DrawFn) -> tuple[list[Row], int, int]:
     return rows, since, until
 
 
+def independently_weighted_us(rows: list[Row], since: int, until: int) -> dict[tuple[str, int], Fraction]:
+    """Per (instance, hour): billed microseconds times each status's share of the price, walked microsecond-free."""
+    weighted: dict[tuple[str, int], Fraction] = {}
+    for instance_id in {row.instance_id for row in rows}:
+        own = [row for row in rows if row.instance_id == instance_id]
+        ends = [row.at_us for row in own[1:]] + [until]
+        for row, end in zip(own, ends, strict=True):
+            share = BILLED_SHARE.get(Status(row.to_status), Fraction(0))
+            cursor, stop = max(row.at_us, since), min(end, until)
+            while cursor < stop:
+                hour = hour_floor(cursor)
+                piece = min(stop, hour + US_PER_HOUR) - cursor
+                weighted[(instance_id, hour)] = weighted.get((instance_id, hour), Fraction(0)) + piece * share
+                cursor += piece
+    return weighted
+
+
 def independently_billed_us(rows: list[Row], since: int, until: int) -> int:
     """Each row's status lasts until the instance's next row (or forever); sum the billed overlap."""
     total = 0
@@ -288,8 +305,10 @@ def test_amounts_are_the_items_rounded_prices_and_stay_within_half_a_micro_each(
 
     items = hourly_items(rows, PRICES, since, until)
 
-    exact = sum(Fraction(i.billed_us) * Fraction(PRICES[i.instance_type]) / 3600 for i in items)
-    assert all(i.amount_micro == amount_micro(i.billed_us, PRICES[i.instance_type]) for i in items)
+    weighted = independently_weighted_us(rows, since, until)
+    exact = sum(weighted[(i.instance_id, i.hour_start_us)] * Fraction(PRICES[i.instance_type]) / 3600 for i in items)
+    assert all(i.amount_micro == amount_micro(weighted[(i.instance_id, i.hour_start_us)], PRICES[i.instance_type])
+               for i in items)
     assert abs(total_amount_micro(items) - exact) <= Fraction(len(items), 2)
     assert sum(amounts_by_account(items).values()) == total_amount_micro(items)
 
