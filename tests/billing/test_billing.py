@@ -63,6 +63,29 @@ def test_instance_available_for_90_minutes_from_10_30_is_billed_30_minutes_at_10
     ]
 
 
+def test_an_ei_instance_pays_the_reserve_share_while_bindable_or_bound_and_the_full_price_while_a_worker_may_run():
+    rows = log("ei-1", (Status.CREATING, at(10)), (Status.BINDABLE, at(10, 6)), (Status.BOUND, at(10, 12)),
+               (Status.STARTING_WORKER, at(10, 18)), (Status.IN_USE, at(10, 24)), (Status.STOPPING_WORKER, at(10, 36)),
+               (Status.BOUND, at(10, 42)), (Status.RELEASED, at(11)))
+
+    (item,) = hourly_items(rows, PRICES, at(0), at(24))
+
+    # 30 min at 1/5 (Bindable 6, Bound 6, Bound again 18 once stopped) and 24 min at the full 12 CNY/h
+    # (StartingWorker 6, InUse 12, StoppingWorker 6); Creating is free.
+    assert item.billed_us == 54 * MINUTE_US
+    assert item.amount_micro == 1_200_000 + 4_800_000
+
+
+def test_stopping_an_ei_instance_saves_four_fifths_of_the_price_while_stopped():
+    running = log("ei-1", (Status.IN_USE, at(10)), (Status.RELEASED, at(11)))
+    stopped = log("ei-1", (Status.BOUND, at(10)), (Status.RELEASED, at(11)))
+
+    (full,), (reserve,) = hourly_items(running, PRICES, at(0), at(24)), hourly_items(stopped, PRICES, at(0), at(24))
+
+    assert (full.amount_micro, reserve.amount_micro) == (12_000_000, 2_400_000)
+    assert full.billed_us == reserve.billed_us == US_PER_HOUR  # time billed at any share; the amount says which
+
+
 def test_items_carry_the_account_and_instance_type_of_the_log():
     rows = created_available_at("i-1", at(10), account_id="acct-9", instance_type="eais.ei-a6.medium")
 

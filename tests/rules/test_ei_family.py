@@ -6,13 +6,17 @@ the real attach and detach machinery (StartingWorker -> InUse, StoppingWorker ->
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
+from sqlmodel import select
 
 from controller.agent_link import apply_node_report, apply_vm_report
 from controller.agent_link.actual_state import ChannelReport, ChannelState, SlicePhase, SliceReport, WorkerState
 from controller.agent_link.desired_state import node_desired_state, vm_desired_state
 from controller.agent_link.heartbeats import expire_heartbeats
 from controller.api.render import instance_json
+from controller.billing import hourly_items
 from controller.binding import attach_instance, detach_instance
 from controller.ei_binding import bind_ei_instance, start_ei_instance, stop_ei_instance, unbind_ei_instance
 from controller.errors import (
@@ -23,12 +27,14 @@ from controller.errors import (
     InvalidInstanceType,
     WrongInstanceFamily,
 )
+from controller.ledger import close_hours, price_table
+from controller.money import to_micro
 from controller.provisioning import CreateRequest, create_instance
 from controller.queries import InstanceFilter, describe_instances
 from controller.reconciler import time_out_stuck_instances
 from controller.release import delete_ei_instance, delete_instance, delete_instance_and_client
 from controller.states import CATEGORY_EI, Event, Status
-from controller.tables import Attachment, ClientInstance, Instance, Node, Slice
+from controller.tables import Account, Attachment, ClientInstance, Instance, Node, Slice, Transition
 from tests.fleet_rows import REGION, add_client, add_node
 from tests.rules.lifecycle_steps import status_of, step
 
@@ -365,3 +371,30 @@ def test_stuck_creating_becomes_unavailable(ctx, clock, account, fleet):
     clock.advance(ctx.settings.lifecycle.starting_deadline_s + 1)
     assert (instance_id, Event.START_TIMEOUT.value) in time_out_stuck_instances(ctx)
     assert status_of(ctx, instance_id) == Status.UNAVAILABLE
+
+
+def test_the_ledger_charges_an_ei_instance_what_its_log_says(ctx, clock, account, fleet):
+    instance_id = bindable(ctx, account.account_id)
+    clock.advance(600)
+    bind(ctx, account.account_id, instance_id)
+    clock.advance(600)
+    start_ei_instance(ctx, account.account_id, REGION, instance_id, request_id="r")
+    step(ctx, instance_id, Event.ATTACH_READY)
+    clock.advance(1200)
+    stop_ei_instance(ctx, account.account_id, REGION, instance_id, request_id="r")
+    step(ctx, instance_id, Event.DETACH_DONE)
+    clock.advance(3 * 3600)
+
+    run = close_hours(ctx)
+
+    with ctx.db.read() as session:
+        rows = list(session.exec(select(Transition).where(Transition.instance_id == instance_id)))
+        balance = session.get(Account, account.account_id).balance_micro
+    expected = hourly_items(rows, price_table(ctx.settings), run.since_us, run.until_us)
+    assert [(i.hour_start_us, i.billed_us, i.amount_micro) for i in run.items] == \
+        [(i.hour_start_us, i.billed_us, i.amount_micro) for i in expected]
+    price = ctx.settings.instance_types[TYPE].price_per_hour
+    reserve_us = 1200 * 1_000_000 + run.until_us - rows[-1].at_us  # Bindable, Bound, then Bound again once stopped
+    exact_micro = (Fraction(reserve_us, 5) + 1200 * 1_000_000) * Fraction(price) / 3600  # InUse 1200 s at the full price
+    assert abs(sum(i.amount_micro for i in run.items) - exact_micro) <= len(run.items)
+    assert balance == to_micro(1000) - run.charged_micro
