@@ -30,7 +30,7 @@ def test_start_gives_the_vm_a_remote_device_and_stop_takes_the_worker_away(clust
         sdk.attach_eais_ei(m.AttachEaisEiRequest(region_id=REGION, ei_instance_id=instance, client_instance_id=vm))
         assert eais.status(instance) == "Bound"  # synchronous: bound at once, nothing runs yet
         bound = run_app("refused", endpoint=here)
-        assert bound["refused"] and f"no accelerator attached to {vm}" in bound["message"]
+        assert bound["refused"] and "no accelerator attached" in bound["message"] and "StartEaisEi" in bound["message"]
         assert node_workers(cluster).get("ready", 0) == 0
 
         sdk.start_eais_ei(m.StartEaisEiRequest(region_id=REGION, ei_instance_id=instance))

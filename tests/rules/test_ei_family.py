@@ -6,6 +6,7 @@ the real attach and detach machinery (StartingWorker -> InUse, StoppingWorker ->
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 
 import pytest
@@ -398,3 +399,25 @@ def test_the_ledger_charges_an_ei_instance_what_its_log_says(ctx, clock, account
     exact_micro = (Fraction(reserve_us, 5) + 1200 * 1_000_000) * Fraction(price) / 3600  # InUse 1200 s at the full price
     assert abs(sum(i.amount_micro for i in run.items) - exact_micro) <= len(run.items)
     assert balance == to_micro(1000) - run.charged_micro
+
+
+def test_two_concurrent_attaches_by_type_bind_two_different_instances(ctx, account, fleet):
+    first, second = bindable(ctx, account.account_id), bindable(ctx, account.account_id)
+    results: dict[str, object] = {}
+    barrier = threading.Barrier(2)
+
+    def attach_by_type(client: str) -> None:
+        barrier.wait()
+        try:
+            results[client] = bind(ctx, account.account_id, client=client, instance_type=TYPE)
+        except Exception as error:  # noqa: BLE001 - reported below
+            results[client] = error
+
+    threads = [threading.Thread(target=attach_by_type, args=(vm,)) for vm in (VM, VM2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(map(str, results.values())) == sorted([first, second]), results
+    assert {row(ctx, first).client_instance_id, row(ctx, second).client_instance_id} == {VM, VM2}
