@@ -49,6 +49,10 @@ class InstanceRow:
         return self.status == Status.IN_USE and self.fields["Category"] == CATEGORY_EAI
 
     @property
+    def can_release(self) -> bool:  # an EI instance is released with DeleteEaisEi (API, SDK), not from here yet
+        return self.fields["Category"] == CATEGORY_EAI
+
+    @property
     def needs_force(self) -> bool:
         return Status(self.status) in FORCE_TO_RELEASE
 
