@@ -23,6 +23,7 @@ from controller.ei_binding import bind_ei_instance, start_ei_instance, stop_ei_i
 from controller.errors import (
     ClientAlreadyBound,
     ClientNotFound,
+    IdempotentParameterMismatch,
     InstanceNotFound,
     InvalidEaiStatus,
     InvalidInstanceType,
@@ -421,3 +422,17 @@ def test_two_concurrent_attaches_by_type_bind_two_different_instances(ctx, accou
 
     assert sorted(map(str, results.values())) == sorted([first, second]), results
     assert {row(ctx, first).client_instance_id, row(ctx, second).client_instance_id} == {VM, VM2}
+
+
+def test_create_ei_with_a_client_token_is_idempotent_and_apart_from_create_eai_tokens(ctx, account, fleet):
+    def create(category: str, name: str = "") -> str:
+        request = CreateRequest(region_id=REGION, instance_type=TYPE, vswitch_id="vsw-1", name=name,
+                                client_token="tok-1", category=category)
+        return create_instance(ctx, account.account_id, request, request_id="r")
+
+    first = create(CATEGORY_EI)
+    assert create(CATEGORY_EI) == first  # the same request again: the same instance, nothing new
+    eai = create("eais")  # the same token for CreateEai is another request
+    assert eai != first and row(ctx, eai).category == "eais" and row(ctx, first).category == "ei"
+    with pytest.raises(IdempotentParameterMismatch):
+        create(CATEGORY_EI, name="other")
