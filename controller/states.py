@@ -30,7 +30,9 @@ stays a function of (status, event)::
     StoppingWorker --detach_timeout--> Unavailable
     Creating --start_timeout--> Unavailable
     Creating | Bindable | Bound | StartingWorker | StoppingWorker --node_lost--> Unavailable
+    InUse --channel_lost | node_lost--> Unavailable                   (the EAI rows: InUse is shared)
     Unavailable --node_recovered_ei--> Bindable                       (binding dropped)
+    any but Released --release--> Released                            (DeleteEaisEi: Force unless Bindable)
 """
 
 from __future__ import annotations
