@@ -41,7 +41,7 @@ def bind_ei_instance(
         with status_race_refused(wanted, "binding"), ctx.db.write() as session:
             named = owned_instance(session, account_id, region_id, instance_id, family=CATEGORY_EI) if instance_id else None
             client = usable_client(ctx, session, account_id, region_id, client_id)
-            instance = named or _first_bindable(session, account_id, region_id, instance_type)
+            instance = named or _first_bindable(session, account_id, region_id, instance_type, client)
             check_network(instance, client)
             require_ei_status(instance, Status.BINDABLE, "attached", "DetachEaisEi it from its VM first.")
             refuse_bound_client(session, client.id)
@@ -96,10 +96,14 @@ def require_ei_status(instance: Instance, wanted: Status, verb: str, hint: str) 
     raise InvalidEaiStatus(f"The EI instance {instance.id} is {shown_status(status)}; it can be {verb} only when {wanted}: {why}")
 
 
-def _first_bindable(session: Session, account_id: str, region_id: str, instance_type: str | None) -> Instance:
+def _first_bindable(
+    session: Session, account_id: str, region_id: str, instance_type: str | None, client: ClientInstance
+) -> Instance:
+    """The oldest Bindable EI instance the client can be bound to (its type, and the client's VPC and vSwitch)."""
     statement = select(Instance).where(
         Instance.account_id == account_id, Instance.region_id == region_id,
         Instance.category == CATEGORY_EI, Instance.status == Status.BINDABLE.value,
+        Instance.vpc_id.in_(["", client.vpc_id]), Instance.vswitch_id.in_(["", client.vswitch_id]),
     )
     if instance_type:
         statement = statement.where(Instance.instance_type == instance_type)
@@ -109,7 +113,7 @@ def _first_bindable(session: Session, account_id: str, region_id: str, instance_
     if instance is None:
         of_type = f" of type {instance_type}" if instance_type else ""
         raise InstanceNotFound(
-            f"You have no Bindable EI instance{of_type} in {region_id}; create one with CreateEaisEi, "
-            "or name one with EiInstanceId."
+            f"You have no Bindable EI instance{of_type} in {region_id} in the VPC and vSwitch of {client.id} "
+            f"({client.vpc_id}, {client.vswitch_id}); create one with CreateEaisEi, or name one with EiInstanceId."
         )
     return instance

@@ -436,3 +436,17 @@ def test_create_ei_with_a_client_token_is_idempotent_and_apart_from_create_eai_t
     assert eai != first and row(ctx, eai).category == "eais" and row(ctx, first).category == "ei"
     with pytest.raises(IdempotentParameterMismatch):
         create(CATEGORY_EI, name="other")
+
+
+def test_attach_by_type_skips_bindable_instances_the_client_cannot_reach(ctx, clock, account, fleet):
+    add_client(ctx, account.account_id, "i-other-net", vpc="vpc-2", vswitch="vsw-2")
+    elsewhere = create_instance(ctx, account.account_id, CreateRequest(
+        region_id=REGION, instance_type=TYPE, vswitch_id="vsw-2", category=CATEGORY_EI), request_id="r")
+    step(ctx, elsewhere, Event.SLICE_READY)
+    clock.advance(1)
+    here = bindable(ctx, account.account_id)  # newer, but in the client's vSwitch
+
+    assert bind(ctx, account.account_id, instance_type=TYPE) == here
+    with pytest.raises(InstanceNotFound, match="vsw-1"):
+        bind(ctx, account.account_id, client=VM2, instance_type=TYPE)
+    assert status_of(ctx, elsewhere) == Status.BINDABLE
