@@ -1,16 +1,19 @@
 """Billing as a pure function of the transition log: no clock, no database, no I/O.
 
 An instance is billed for the time it spends in a :data:`~controller.states.BILLABLE` status
-(Available, Attaching, InUse, Detaching; product-rules.md §3). Pending, Starting, Unavailable and
-Released cost nothing. Metering is per second and in fact microsecond-exact: a billed interval
-is ``[at_us of the transition into a billed status, at_us of the transition out of it)``.
+(Available, Attaching, InUse, Detaching; product-rules.md §3; for the EI family StartingWorker,
+InUse and StoppingWorker too), at the share of its price :data:`~controller.states.BILLED_SHARE`
+gives the status: the whole price, or the reserve share for an EI instance holding its slice with no
+worker (Bindable, Bound). Pending, Starting, Creating, Unavailable and Released cost nothing.
+Metering is per second and in fact microsecond-exact: a billed interval is ``[at_us of the
+transition into a billed status, at_us of the transition out of it)``.
 
 Items are cut at UTC clock hours (epoch microseconds are UTC and have no leap seconds, so an
 hour starts at every multiple of :data:`US_PER_HOUR`). Each instance gets one
 :class:`HourlyItem` per hour in which it had billed time.
 
 Rounding rule: the exact amount of an item is
-``billed_us × price_per_hour (CNY) / 3_600_000_000 µs``, computed with exact fractions and
+``Σ billed_us × share × price_per_hour (CNY) / 3_600_000_000 µs`` over its statuses, computed with exact fractions and
 rounded **once per hourly item**, half up, to an integer number of micro-CNY. An account is
 charged the sum of its items, so the charge for a period is the same whichever way the period
 is split into ledger runs (runs close whole hours).
@@ -24,12 +27,13 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Protocol
 
-from controller.states import BILLABLE
+from controller.states import BILLED_SHARE, Status
 
 US_PER_HOUR = 3_600_000_000
 MICRO_PER_CNY = 1_000_000
 
 Interval = tuple[int, int]
+PricedInterval = tuple[int, int, Fraction]  # start_us, end_us, share of the price
 
 
 class TransitionRow(Protocol):
@@ -70,8 +74,11 @@ def hour_floor(us: int) -> int:
     return us - us % US_PER_HOUR
 
 
-def amount_micro(billed_us: int, price_per_hour: Decimal) -> int:
-    """Exact ``billed_us × price_per_hour / 1 h`` in micro-CNY, rounded half up (once, per item)."""
+def amount_micro(billed_us: int | Fraction, price_per_hour: Decimal) -> int:
+    """Exact ``billed_us × price_per_hour / 1 h`` in micro-CNY, rounded half up (once, per item).
+
+    ``billed_us`` may be a fraction: time already weighted by the statuses' shares of the price.
+    """
     exact = Fraction(billed_us) * Fraction(price_per_hour) * MICRO_PER_CNY / US_PER_HOUR
     return _round_half_up(exact)
 
@@ -101,32 +108,42 @@ def billed_intervals(transitions: Iterable[TransitionRow], until_us: int) -> dic
     """
     result: dict[str, list[Interval]] = {}
     for instance_id, rows in group_by_instance(transitions).items():
-        spans = _spans_of_one_instance(rows, until_us)
+        spans = _merged(_spans_of_one_instance(rows, until_us))
         if spans:
             result[instance_id] = spans
     return result
 
 
-def _spans_of_one_instance(rows: list[TransitionRow], until_us: int) -> list[Interval]:
-    spans: list[Interval] = []
-    opened_us: int | None = None
+def _spans_of_one_instance(rows: list[TransitionRow], until_us: int) -> list[PricedInterval]:
+    """Billed spans, one per stay in a billed status, with that status's share of the price."""
+    spans: list[PricedInterval] = []
+    opened: tuple[int, Fraction] | None = None
     for row in rows:
         if row.at_us >= until_us:
             break
-        billable = row.to_status in BILLABLE
-        if billable and opened_us is None:
-            opened_us = row.at_us
-        elif not billable and opened_us is not None:
-            _add_span(spans, opened_us, row.at_us)
-            opened_us = None
-    if opened_us is not None:
-        _add_span(spans, opened_us, until_us)
+        if opened is not None:
+            _add_span(spans, opened[0], row.at_us, opened[1])
+        share = BILLED_SHARE.get(Status(row.to_status))
+        opened = (row.at_us, share) if share else None
+    if opened is not None:
+        _add_span(spans, opened[0], until_us, opened[1])
     return spans
 
 
-def _add_span(spans: list[Interval], start_us: int, end_us: int) -> None:
+def _add_span(spans: list[PricedInterval], start_us: int, end_us: int, share: Fraction) -> None:
     if end_us > start_us:  # a status left in the same microsecond it was entered costs nothing
-        spans.append((start_us, end_us))
+        spans.append((start_us, end_us, share))
+
+
+def _merged(spans: list[PricedInterval]) -> list[Interval]:
+    """Consecutive billed spans as one, whatever their shares."""
+    merged: list[Interval] = []
+    for start_us, end_us, _share in spans:
+        if merged and merged[-1][1] == start_us:
+            merged[-1] = (merged[-1][0], end_us)
+        else:
+            merged.append((start_us, end_us))
+    return merged
 
 
 def split_by_hour(start_us: int, end_us: int) -> list[tuple[int, int]]:
@@ -166,16 +183,25 @@ def hourly_items(
     rows_by_instance = group_by_instance(transitions)
     items: list[HourlyItem] = []
     for instance_id, rows in rows_by_instance.items():
-        spans = _spans_of_one_instance(rows, until_us)
-        per_hour = billed_us_by_hour(spans, since_us, until_us)
+        per_hour = _weighted_by_hour(_spans_of_one_instance(rows, until_us), since_us, until_us)
         if per_hour:
             items.extend(_items_of_one_instance(instance_id, rows[-1], per_hour, prices))
     items.sort(key=lambda item: (item.hour_start_us, item.account_id, item.instance_id))
     return items
 
 
+def _weighted_by_hour(spans: Iterable[PricedInterval], since_us: int, until_us: int) -> dict[int, tuple[int, Fraction]]:
+    """Per hour start: billed microseconds, and the same weighted by each status's share of the price."""
+    per_hour: dict[int, tuple[int, Fraction]] = {}
+    for start_us, end_us, share in spans:
+        for hour_start, billed in split_by_hour(max(start_us, since_us), min(end_us, until_us)):
+            total, weighted = per_hour.get(hour_start, (0, Fraction(0)))
+            per_hour[hour_start] = (total + billed, weighted + billed * share)
+    return per_hour
+
+
 def _items_of_one_instance(
-    instance_id: str, last_row: TransitionRow, per_hour: dict[int, int], prices: Mapping[str, Decimal]
+    instance_id: str, last_row: TransitionRow, per_hour: dict[int, tuple[int, Fraction]], prices: Mapping[str, Decimal]
 ) -> list[HourlyItem]:
     try:
         price = prices[last_row.instance_type]
@@ -188,9 +214,9 @@ def _items_of_one_instance(
             instance_type=last_row.instance_type,
             hour_start_us=hour_start,
             billed_us=billed,
-            amount_micro=amount_micro(billed, price),
+            amount_micro=amount_micro(weighted, price),
         )
-        for hour_start, billed in sorted(per_hour.items())
+        for hour_start, (billed, weighted) in sorted(per_hour.items())
     ]
 
 

@@ -1,5 +1,7 @@
 """AttachEai and DetachEai: the binding rules, inside one write transaction.
 
+The EI family (``controller.ei_binding``) binds and starts with the same checks.
+
 The database has the last word on one-to-one binding: ``instances.client_instance_id`` is
 UNIQUE (one instance per client) and ``apply`` moves the status by compare-and-set (one client
 per instance), so of two racing AttachEai calls exactly one commits.
@@ -28,7 +30,7 @@ from controller.errors import (
 from controller.ids import new_attachment_id
 from controller.lifecycle import apply, status_race_refused
 from controller.ownership import owned_instance
-from controller.states import Event, Status
+from controller.states import CATEGORY_EAI, Event, Status, shown_status
 from controller.tables import Attachment, ClientInstance, Instance, Slice
 
 def attach_instance(
@@ -36,12 +38,12 @@ def attach_instance(
 ) -> None:
     try:
         with status_race_refused(instance_id, "attaching"), ctx.db.write() as session:
-            instance = owned_instance(session, account_id, region_id, instance_id)
-            client = _usable_client(ctx, session, account_id, region_id, client_id)
-            _check_network(instance, client)
-            _require_status(instance, Status.AVAILABLE, "attached", "Wait until it is Available, or detach it first.")
-            _refuse_bound_client(session, client.id)
-            attachment = _new_attachment(ctx, session, instance, client)
+            instance = owned_instance(session, account_id, region_id, instance_id, family=CATEGORY_EAI)
+            client = usable_client(ctx, session, account_id, region_id, client_id)
+            check_network(instance, client)
+            require_status(instance, Status.AVAILABLE, "attached", "Wait until it is Available, or detach it first.")
+            refuse_bound_client(session, client.id)
+            attachment = new_attachment(ctx, session, instance, client)
             instance.client_instance_id = client.id
             instance.attachment_id = attachment.id
             apply(session, instance, Event.ATTACH, now_us=attachment.created_us,
@@ -52,13 +54,13 @@ def attach_instance(
 
 def detach_instance(ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, *, request_id: str) -> None:
     with status_race_refused(instance_id, "detaching"), ctx.db.write() as session:
-        instance = owned_instance(session, account_id, region_id, instance_id)
-        _require_status(instance, Status.IN_USE, "detached", "Only an InUse instance can be detached.")
+        instance = owned_instance(session, account_id, region_id, instance_id, family=CATEGORY_EAI)
+        require_status(instance, Status.IN_USE, "detached", "Only an InUse instance can be detached.")
         apply(session, instance, Event.DETACH, now_us=ctx.clock.now_us(),
               reason=f"DetachEai from {instance.client_instance_id}", request_id=request_id)
 
 
-def _usable_client(
+def usable_client(
     ctx: ControllerContext, session: Session, account_id: str, region_id: str, client_id: str
 ) -> ClientInstance:
     client = session.get(ClientInstance, client_id)
@@ -82,7 +84,7 @@ def _usable_client(
     return client
 
 
-def _check_network(instance: Instance, client: ClientInstance) -> None:
+def check_network(instance: Instance, client: ClientInstance) -> None:
     if instance.vpc_id and client.vpc_id != instance.vpc_id:
         raise ClientVpcMismatch(f"The client instance is in VPC {client.vpc_id}; the EAIS instance is in {instance.vpc_id}.")
     if instance.vswitch_id and client.vswitch_id != instance.vswitch_id:
@@ -91,20 +93,20 @@ def _check_network(instance: Instance, client: ClientInstance) -> None:
         )
 
 
-def _require_status(instance: Instance, wanted: Status, verb: str, hint: str) -> None:
+def require_status(instance: Instance, wanted: Status, verb: str, hint: str) -> None:
     if instance.status != wanted:
         raise InvalidEaiStatus(
-            f"The instance {instance.id} is {instance.status}; it can be {verb} only when {wanted}. {hint}"
+            f"The instance {instance.id} is {shown_status(Status(instance.status))}; it can be {verb} only when {wanted}. {hint}"
         )
 
 
-def _refuse_bound_client(session: Session, client_id: str) -> None:
+def refuse_bound_client(session: Session, client_id: str) -> None:
     holder = session.execute(select(Instance.id).where(Instance.client_instance_id == client_id)).first()
     if holder is not None:
         raise ClientAlreadyBound(f"The client instance {client_id} already holds {holder[0]}; detach it first.")
 
 
-def _new_attachment(ctx: ControllerContext, session: Session, instance: Instance, client: ClientInstance) -> Attachment:
+def new_attachment(ctx: ControllerContext, session: Session, instance: Instance, client: ClientInstance) -> Attachment:
     node_id = session.execute(select(Slice.node_id).where(Slice.id == instance.slice_id)).scalar_one()
     attachment = Attachment(
         id=new_attachment_id(), instance_id=instance.id, client_instance_id=client.id, node_id=node_id,

@@ -89,10 +89,12 @@ def status_race_refused(instance_id: str, doing: str) -> Iterator[None]:
 
 def _row_values(instance: Instance, target: Status, now_us: int) -> dict[str, object]:
     values: dict[str, object] = {"status": target.value, "status_since_us": now_us}
-    if target not in BOUND:  # a binding exists only while Attaching, InUse or Detaching
+    if target not in BOUND:  # a binding exists only while Attaching, InUse or Detaching (EI: Bound … StoppingWorker)
         values["client_instance_id"] = None
         values["attachment_id"] = None
-    if target is Status.AVAILABLE and instance.started_us is None:
+    if target is Status.BOUND:  # bound to the VM, no worker: no attachment until StartEaisEi
+        values["attachment_id"] = None
+    if target in (Status.AVAILABLE, Status.BINDABLE) and instance.started_us is None:
         values["started_us"] = now_us
     if target is Status.RELEASED:
         values.update(released_us=now_us, slice_id=None)

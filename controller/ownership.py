@@ -6,16 +6,18 @@ from typing import TypeGuard
 
 from sqlmodel import Session
 
-from controller.errors import InstanceNotFound
-from controller.states import Status
+from controller.errors import InstanceNotFound, WrongInstanceFamily
+from controller.states import CATEGORY_EI, Status
 from controller.tables import Instance
 
 
-def owned_instance(session: Session, account_id: str, region_id: str, instance_id: str) -> Instance:
+def owned_instance(
+    session: Session, account_id: str, region_id: str, instance_id: str, *, family: str | None = None
+) -> Instance:
     """The caller's instance, locked for this write transaction (``FOR UPDATE`` on PostgreSQL).
 
     The lock makes check-then-change atomic against agent reports; SQLite's single writer
-    already gives that.
+    already gives that. ``family`` (a category) refuses an instance of the other family.
     """
     instance = session.get(Instance, instance_id, with_for_update=True)
     if not _callers(instance, account_id, region_id):
@@ -23,7 +25,24 @@ def owned_instance(session: Session, account_id: str, region_id: str, instance_i
             f"The instance {instance_id!r} does not exist in region {region_id}; "
             "check the ID and RegionId (DescribeEais lists your instances)."
         )
+    if family is not None:
+        require_family(instance, family)
     return instance
+
+
+def require_family(instance: Instance, family: str) -> None:
+    """EAI-family actions take only ``eais`` instances, EI-family actions only ``ei`` ones."""
+    if instance.category == family:
+        return
+    if instance.category == CATEGORY_EI:
+        raise WrongInstanceFamily(
+            f"The instance {instance.id} is an EI instance (Category ei, made by CreateEaisEi): use AttachEaisEi, "
+            "StartEaisEi, StopEaisEi, DetachEaisEi and DeleteEaisEi with EiInstanceId for it."
+        )
+    raise WrongInstanceFamily(
+        f"The instance {instance.id} is an EAI instance (Category {instance.category}, made by CreateEai): use AttachEai, "
+        "DetachEai and DeleteEai with ElasticAcceleratedInstanceId for it."
+    )
 
 
 def visible_instance(session: Session, account_id: str, region_id: str | None, instance_id: str) -> Instance:

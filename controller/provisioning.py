@@ -1,4 +1,6 @@
-"""CreateEai: the rules of creating an instance, held inside one write transaction.
+"""CreateEai and CreateEaisEi: the rules of creating an instance, held inside one write transaction.
+
+Both families are created alike; ``CreateRequest.category`` says which (``ei`` starts in Creating).
 
 Order of checks: region and type (configuration), idempotency (ClientToken), the account
 (real-name verification, balance), the network (VSwitchId), then capacity (a free slice of the
@@ -27,10 +29,14 @@ from controller.errors import (
 from controller.ids import new_instance_id
 from controller.lifecycle import apply
 from controller.money import from_micro, to_micro
-from controller.states import Event
+from controller.states import CATEGORY_EAI, CATEGORY_EI, Event
 from controller.tables import Account, ClientInstance, IdempotencyRecord, Instance, InstanceTag, Node, Slice
 
-ACTION = "CreateEai"
+# Per family: the action (its own ClientToken space), the event that creates, and the ID's name in the answer.
+_FAMILY = {
+    CATEGORY_EAI: ("CreateEai", Event.CREATE, "ElasticAcceleratedInstanceId"),
+    CATEGORY_EI: ("CreateEaisEi", Event.CREATE_EI, "EiInstanceId"),
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class CreateRequest:
     image: str = ""
     tags: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     client_token: str | None = None
+    category: str = CATEGORY_EAI
 
     def fingerprint(self) -> str:
         body = {k: v for k, v in asdict(self).items() if k != "client_token"}
@@ -77,20 +84,21 @@ def _create_in_transaction(
     vpc_id = _vpc_of_vswitch(session, account_id, request) if request.vswitch_id else ""
     instance_id = new_instance_id()
     node = _claim_slice(session, request, instance_id)
+    action, event, id_name = _FAMILY[request.category]
     instance = Instance(
         id=instance_id, account_id=account_id, region_id=request.region_id, zone_id=node.zone_id,
         name=request.name, instance_type=request.instance_type, status="", status_since_us=0,
         slice_id=node.slice_id, resource_group_id=request.resource_group_id,
         security_group_id=request.security_group_id, vswitch_id=request.vswitch_id, vpc_id=vpc_id,
-        image=request.image, description=node.description, created_us=ctx.clock.now_us(),
+        image=request.image, description=node.description, created_us=ctx.clock.now_us(), category=request.category,
     )
-    apply(session, instance, Event.CREATE, now_us=instance.created_us,
-          reason=f"CreateEai accepted; slice {node.slice_id} reserved", request_id=request_id)
+    apply(session, instance, event, now_us=instance.created_us,
+          reason=f"{action} accepted; slice {node.slice_id} reserved", request_id=request_id)
     session.add_all(InstanceTag(instance_id=instance_id, key=k, value=v) for k, v in request.tags)
     if request.client_token is not None:
         session.add(IdempotencyRecord(
-            account_id=account_id, action=ACTION, client_token=request.client_token,
-            fingerprint=request.fingerprint(), result_json=json.dumps({"ElasticAcceleratedInstanceId": instance_id}),
+            account_id=account_id, action=action, client_token=request.client_token,
+            fingerprint=request.fingerprint(), result_json=json.dumps({id_name: instance_id}),
             created_us=instance.created_us,
         ))
     return instance_id
@@ -104,14 +112,15 @@ def _check_catalogue(ctx: ControllerContext, request: CreateRequest) -> None:
 def _previous_result(session: Session, account_id: str, request: CreateRequest) -> str | None:
     if request.client_token is None:
         return None
-    record = session.get(IdempotencyRecord, (account_id, ACTION, request.client_token))
+    action, _event, id_name = _FAMILY[request.category]
+    record = session.get(IdempotencyRecord, (account_id, action, request.client_token))
     if record is None:
         return None
     if record.fingerprint != request.fingerprint():
         raise IdempotentParameterMismatch(
             "This ClientToken was already used with other parameters; use a new ClientToken for a new request."
         )
-    return json.loads(record.result_json)["ElasticAcceleratedInstanceId"]
+    return json.loads(record.result_json)[id_name]
 
 
 def _check_account(ctx: ControllerContext, session: Session, account_id: str) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from controller.context import ControllerContext
 from controller.errors import InvalidParameter
-from controller.states import LISTED, Status
+from controller.states import LISTED, Status, shown_status, statuses_shown_as
 from controller.tables import ClientInstance, Instance, InstanceTag, ListedCount
 
 
@@ -86,7 +86,8 @@ def describe_instances(
 
 def _shape_and_params(account_id: str, wanted: InstanceFilter) -> tuple[_Shape, dict[str, Any]]:
     params: dict[str, Any] = {"account_id": account_id, "region_id": wanted.region_id,
-                              "status": _listed_status(wanted.status) if wanted.status else Status.RELEASED.value,
+                              "status": Status.RELEASED.value,
+                              "statuses": _stored_statuses(wanted.status) if wanted.status else [],
                               "ids": wanted.instance_ids or [], "client_id": wanted.client_instance_id,
                               "instance_type": wanted.instance_type, "resource_group_id": wanted.resource_group_id,
                               "name": _like_pattern(wanted.name) if "*" in wanted.name else wanted.name}
@@ -126,7 +127,7 @@ def _statements(shape: _Shape) -> _Statements:
 def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [
         Instance.account_id == bindparam("account_id"), Instance.region_id == bindparam("region_id"),
-        Instance.status == bindparam("status") if shape.status else Instance.status != bindparam("status"),
+        Instance.status.in_(bindparam("statuses", expanding=True)) if shape.status else Instance.status != bindparam("status"),
     ]
     if shape.ids:
         conditions.append(Instance.id.in_(bindparam("ids", expanding=True)))
@@ -148,11 +149,13 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _listed_status(status: str) -> str:
-    if status not in {s.value for s in LISTED}:
-        known = ", ".join(s.value for s in Status if s in LISTED)
+def _stored_statuses(status: str) -> list[str]:
+    """The stored statuses DescribeEais shows as ``status`` (an EI Start in flight is shown Bound, …)."""
+    shown = [s for s in Status if s in LISTED and shown_status(s) is s]
+    if status not in {s.value for s in shown}:
+        known = ", ".join(s.value for s in shown)
         raise InvalidParameter(f"Status {status[:32]!r} is not a status; use one of: {known}.", detail="Status")
-    return status
+    return sorted(s.value for s in statuses_shown_as(Status(status)))
 
 
 def _like_pattern(pattern: str) -> str:

@@ -1,4 +1,8 @@
-"""DeleteEai and DeleteEaiAll: releasing an instance under the Force rules of product-rules.md §3."""
+"""DeleteEai, DeleteEaiAll and DeleteEaisEi: releasing an instance under the Force rules.
+
+DeleteEai: product-rules.md §3. DeleteEaisEi: without Force only from Bindable; with Force from any
+status (reference §3); a Bound or InUse instance's binding and worker go with it, as DeleteEai Force.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,17 @@ from controller.context import ControllerContext
 from controller.errors import ClientForbidden, InvalidEaiStatus
 from controller.lifecycle import apply, status_race_refused
 from controller.ownership import owned_instance
-from controller.states import FORCE_TO_RELEASE, RELEASABLE_WITHOUT_FORCE, Event, Status
+from controller.states import (
+    CATEGORY_EAI,
+    CATEGORY_EI,
+    EI_FORCE_TO_RELEASE,
+    EI_RELEASABLE_WITHOUT_FORCE,
+    FORCE_TO_RELEASE,
+    RELEASABLE_WITHOUT_FORCE,
+    Event,
+    Status,
+    shown_status,
+)
 from controller.tables import Attachment, Instance, Slice
 
 
@@ -17,9 +31,23 @@ def delete_instance(
     ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, *, force: bool, request_id: str
 ) -> None:
     with status_race_refused(instance_id, "releasing"), ctx.db.write() as session:
-        instance = owned_instance(session, account_id, region_id, instance_id)
+        instance = owned_instance(session, account_id, region_id, instance_id, family=CATEGORY_EAI)
         _check_releasable(instance, force)
         _release(ctx, session, instance, reason=f"DeleteEai{' with Force' if force else ''}", request_id=request_id)
+
+
+def delete_ei_instance(
+    ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, *, force: bool, request_id: str
+) -> None:
+    with status_race_refused(instance_id, "releasing"), ctx.db.write() as session:
+        instance = owned_instance(session, account_id, region_id, instance_id, family=CATEGORY_EI)
+        status = Status(instance.status)
+        if status not in EI_RELEASABLE_WITHOUT_FORCE and not (force and status in EI_FORCE_TO_RELEASE):
+            raise InvalidEaiStatus(
+                f"The instance {instance.id} is {shown_status(status)}; without Force=true an EI instance can be "
+                "released only when Bindable (DetachEaisEi first, or pass Force=true)."
+            )
+        _release(ctx, session, instance, reason=f"DeleteEaisEi{' with Force' if force else ''}", request_id=request_id)
 
 
 def delete_instance_and_client(
@@ -27,7 +55,7 @@ def delete_instance_and_client(
 ) -> None:
     """DeleteEaiAll: release the instance whatever its status. Client VMs are not ours to delete."""
     with status_race_refused(instance_id, "releasing"), ctx.db.write() as session:
-        instance = owned_instance(session, account_id, region_id, instance_id)
+        instance = owned_instance(session, account_id, region_id, instance_id, family=CATEGORY_EAI)
         if client_id and instance.client_instance_id not in (None, client_id):
             raise ClientForbidden(f"The instance {instance_id} is not bound to {client_id}.")
         _release(ctx, session, instance, reason="DeleteEaiAll", request_id=request_id)

@@ -95,8 +95,17 @@ class LifecycleSettings(BaseModel):
         return self.heartbeat_interval_s + self.heartbeat_jitter_s + self.heartbeat_grace_s
 
     def deadline_s(self, status: Status) -> float:
-        """How long an instance may stay in a transitional ``status`` (``<status>_deadline_s``)."""
+        """How long an instance may stay in a transitional ``status`` (``<status>_deadline_s``).
+
+        The EI family's transitional statuses do the EAI family's work and share its deadlines:
+        Creating as Starting, StartingWorker as Attaching, StoppingWorker as Detaching.
+        """
+        status = _SAME_WORK_AS.get(status, status)
         return getattr(self, f"{status.value.lower()}_deadline_s")
+
+
+_SAME_WORK_AS = {Status.CREATING: Status.STARTING, Status.STARTING_WORKER: Status.ATTACHING,
+                 Status.STOPPING_WORKER: Status.DETACHING}
 
 
 class ApiSettings(BaseModel):

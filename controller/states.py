@@ -17,11 +17,28 @@ transition row in the same database transaction).
     Starting | Available | Attaching | InUse | Detaching --node_lost--> Unavailable
     Unavailable --node_recovered--> Available
     any but Released --release--> Released                            (DeleteEai rules below)
+
+The EI family (CreateEaisEi …) shares InUse, Unavailable and Released and has its own statuses
+(block below); its events differ from the EAI family's wherever its outcome does, so the one table
+stays a function of (status, event)::
+
+    (new) --create_ei--> Creating --slice_ready--> Bindable
+    Bindable --bind--> Bound --unbind--> Bindable                     (AttachEaisEi / DetachEaisEi)
+    Bound --start--> StartingWorker --attach_ready--> InUse           (StartEaisEi: the attach machinery)
+    StartingWorker --attach_failed | attach_timeout--> Bound
+    InUse --stop--> StoppingWorker --detach_done--> Bound             (StopEaisEi: worker stopped, memory freed)
+    StoppingWorker --detach_timeout--> Unavailable
+    Creating --start_timeout--> Unavailable
+    Creating | Bindable | Bound | StartingWorker | StoppingWorker --node_lost--> Unavailable
+    InUse --channel_lost | node_lost--> Unavailable                   (the EAI rows: InUse is shared)
+    Unavailable --node_recovered_ei--> Bindable                       (binding dropped)
+    any but Released --release--> Released                            (DeleteEaisEi: Force unless Bindable)
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from fractions import Fraction
 
 
 class Status(StrEnum):
@@ -33,6 +50,13 @@ class Status(StrEnum):
     DETACHING = "Detaching"
     UNAVAILABLE = "Unavailable"
     RELEASED = "Released"
+    # --- EI family (CreateEaisEi, AttachEaisEi, StartEaisEi, StopEaisEi, DetachEaisEi, DeleteEaisEi) ---
+    CREATING = "Creating"
+    BINDABLE = "Bindable"
+    BOUND = "Bound"
+    STARTING_WORKER = "StartingWorker"  # internal: StartEaisEi in flight (DescribeEais shows Bound)
+    STOPPING_WORKER = "StoppingWorker"  # internal: StopEaisEi in flight (DescribeEais shows InUse)
+    # --- end of the EI family ---
 
 
 class Event(StrEnum):
@@ -51,6 +75,14 @@ class Event(StrEnum):
     NODE_LOST = "node_lost"
     NODE_RECOVERED = "node_recovered"
     RELEASE = "release"
+    # --- EI family ---
+    CREATE_EI = "create_ei"
+    BIND = "bind"
+    UNBIND = "unbind"
+    START = "start"
+    STOP = "stop"
+    NODE_RECOVERED_EI = "node_recovered_ei"
+    # --- end of the EI family ---
 
 
 PENDING, STARTING, AVAILABLE, ATTACHING = Status.PENDING, Status.STARTING, Status.AVAILABLE, Status.ATTACHING
@@ -77,29 +109,93 @@ TRANSITIONS: dict[tuple[Status | None, Event], Status] = {
     **{(s, Event.RELEASE): RELEASED for s in (PENDING, STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE)},
 }
 
-# Billed while the instance holds accelerator resources for the user (product-rules.md §3).
-BILLABLE: frozenset[Status] = frozenset({AVAILABLE, ATTACHING, IN_USE, DETACHING})
+# --- EI family: its statuses, and its rows of the one table ---
+# ``Instance.category`` names the family: DescribeEais ``Category``; each family's actions refuse the other's.
+CATEGORY_EAI, CATEGORY_EI = "eais", "ei"
+CREATING, BINDABLE, EI_BOUND = Status.CREATING, Status.BINDABLE, Status.BOUND
+STARTING_WORKER, STOPPING_WORKER = Status.STARTING_WORKER, Status.STOPPING_WORKER
+EI_STATUSES: frozenset[Status] = frozenset({CREATING, BINDABLE, EI_BOUND, STARTING_WORKER, STOPPING_WORKER})
+TRANSITIONS.update({
+    (None, Event.CREATE_EI): CREATING,
+    (CREATING, Event.SLICE_READY): BINDABLE,
+    (CREATING, Event.START_TIMEOUT): UNAVAILABLE,
+    (BINDABLE, Event.BIND): EI_BOUND,
+    (EI_BOUND, Event.UNBIND): BINDABLE,
+    (EI_BOUND, Event.START): STARTING_WORKER,
+    (STARTING_WORKER, Event.ATTACH_READY): IN_USE,
+    (STARTING_WORKER, Event.ATTACH_FAILED): EI_BOUND,
+    (STARTING_WORKER, Event.ATTACH_TIMEOUT): EI_BOUND,
+    (IN_USE, Event.STOP): STOPPING_WORKER,
+    (STOPPING_WORKER, Event.DETACH_DONE): EI_BOUND,
+    (STOPPING_WORKER, Event.DETACH_TIMEOUT): UNAVAILABLE,
+    **{(s, Event.NODE_LOST): UNAVAILABLE for s in (CREATING, BINDABLE, EI_BOUND, STARTING_WORKER, STOPPING_WORKER)},
+    (UNAVAILABLE, Event.NODE_RECOVERED_EI): BINDABLE,
+    **{(s, Event.RELEASE): RELEASED for s in EI_STATUSES},
+})
+
+
+def recovery_event(category: str) -> Event:
+    """The event that brings an Unavailable instance of this family back once its node frees the slice."""
+    return Event.NODE_RECOVERED_EI if category == CATEGORY_EI else Event.NODE_RECOVERED
+# --- end of the EI family ---
+
+# Share of the type's price billed per second in each status (product-rules.md §3; README "Lifecycle and
+# billing"): the full price while a slice is held for an EAI instance or a worker may run for an EI one;
+# RESERVE_SHARE while an EI instance holds its slice with no worker (Bindable, Bound): StopEaisEi saves the rest.
+RESERVE_SHARE = Fraction(1, 5)
+BILLED_SHARE: dict[Status, Fraction] = {
+    AVAILABLE: Fraction(1), ATTACHING: Fraction(1), IN_USE: Fraction(1), DETACHING: Fraction(1),
+    STARTING_WORKER: Fraction(1), STOPPING_WORKER: Fraction(1), BINDABLE: RESERVE_SHARE, EI_BOUND: RESERVE_SHARE,
+}
+# Billed at all (at the full price or the reserve share).
+BILLABLE: frozenset[Status] = frozenset(BILLED_SHARE)
 # Each transitional status ends by itself with this event once its deadline (``LifecycleSettings``) passes.
 TIMEOUT_EVENTS: dict[Status, Event] = {
     PENDING: Event.START_TIMEOUT, STARTING: Event.START_TIMEOUT,
     ATTACHING: Event.ATTACH_TIMEOUT, DETACHING: Event.DETACH_TIMEOUT,
+    CREATING: Event.START_TIMEOUT, STARTING_WORKER: Event.ATTACH_TIMEOUT, STOPPING_WORKER: Event.DETACH_TIMEOUT,
 }
 # States that must end by themselves.
 TRANSITIONAL: frozenset[Status] = frozenset(TIMEOUT_EVENTS)
-STABLE: frozenset[Status] = frozenset({AVAILABLE, IN_USE})
+STABLE: frozenset[Status] = frozenset({AVAILABLE, IN_USE, BINDABLE, EI_BOUND})
 # Pending is internal: the console does not show it (product-rules.md §3).
-VISIBLE_IN_CONSOLE: frozenset[Status] = frozenset({STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE})
+# StartingWorker and StoppingWorker are internal too: shown as the status they are leaving (SHOWN_AS).
+VISIBLE_IN_CONSOLE: frozenset[Status] = frozenset({
+    STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE, CREATING, BINDABLE, EI_BOUND,
+})
 # Statuses that hold a client binding.
-BOUND: frozenset[Status] = frozenset({ATTACHING, IN_USE, DETACHING})
+BOUND: frozenset[Status] = frozenset({ATTACHING, IN_USE, DETACHING, EI_BOUND, STARTING_WORKER, STOPPING_WORKER})
+# A worker is being started and the channel proven (the attach machinery): AttachEai, StartEaisEi.
+WORKER_STARTING: frozenset[Status] = frozenset({ATTACHING, STARTING_WORKER})
+# The worker is being stopped and its memory freed (the detach machinery): DetachEai, StopEaisEi.
+WORKER_STOPPING: frozenset[Status] = frozenset({DETACHING, STOPPING_WORKER})
 # A worker may run, and the attachment token is handed to the agents, only in these.
-SERVING: frozenset[Status] = frozenset({ATTACHING, IN_USE})
+SERVING: frozenset[Status] = frozenset({ATTACHING, IN_USE, STARTING_WORKER})
+# Slice being prepared (the node reports it ready): Pending/Starting (EAI), Creating (EI).
+PREPARING: frozenset[Status] = frozenset({PENDING, STARTING, CREATING})
 # An instance in one of these is lost with its node: every status the table lets node_lost leave.
 LOST_WITH_NODE: frozenset[Status] = frozenset(s for (s, e) in TRANSITIONS if e is Event.NODE_LOST and s is not None)
 # DeleteEai: released without Force from these; Force is needed from FORCE_TO_RELEASE.
 RELEASABLE_WITHOUT_FORCE: frozenset[Status] = frozenset({AVAILABLE, IN_USE, UNAVAILABLE})
 FORCE_TO_RELEASE: frozenset[Status] = frozenset({PENDING, STARTING, ATTACHING, DETACHING})
+# DeleteEaisEi: without Force only from Bindable (reference §3); Force releases from any other status.
+EI_RELEASABLE_WITHOUT_FORCE: frozenset[Status] = frozenset({BINDABLE})
+EI_FORCE_TO_RELEASE: frozenset[Status] = frozenset({CREATING, EI_BOUND, STARTING_WORKER, IN_USE, STOPPING_WORKER, UNAVAILABLE})
 # DescribeEais lists these (a released instance is gone).
 LISTED: frozenset[Status] = frozenset(Status) - {RELEASED}
+# DescribeEais shows an EI instance's internal status as the documented status it is leaving: a
+# Start in flight is still Bound, a Stop in flight still InUse, until the agents confirm.
+SHOWN_AS: dict[Status, Status] = {STARTING_WORKER: EI_BOUND, STOPPING_WORKER: IN_USE}
+
+
+def shown_status(status: Status) -> Status:
+    """The status DescribeEais reports for ``status``."""
+    return SHOWN_AS.get(status, status)
+
+
+def statuses_shown_as(shown: Status) -> frozenset[Status]:
+    """Every stored status DescribeEais reports as ``shown`` (the ``Status`` filter)."""
+    return frozenset(s for s in LISTED if shown_status(s) is shown)
 
 
 class IllegalTransition(Exception):

@@ -30,7 +30,7 @@ from controller.context import ControllerContext
 from controller.db import DRY_RUN, in_chunks
 from controller.errors import InvalidParameter, NoPermission
 from controller.lifecycle import apply
-from controller.states import Event, IllegalTransition, Status
+from controller.states import PREPARING, WORKER_STARTING, WORKER_STOPPING, Event, IllegalTransition, Status, recovery_event
 from controller.tables import Attachment, ClientInstance, Instance, Node, Slice, Transition
 from controller.usage_samples import UsageFigures, record_usage_sample
 
@@ -220,13 +220,13 @@ def _slice_rules(
     status, said = Status(instance.status), _node_said(node.id, report)
     if status is Status.PENDING and report.phase is SlicePhase.PREPARING:
         return [apply(session, instance, Event.SLICE_PREPARING, now_us=now, reason=said)]
-    if status in (Status.PENDING, Status.STARTING) and report.phase is SlicePhase.READY:
+    if status in PREPARING and report.phase is SlicePhase.READY:
         return [apply(session, instance, Event.SLICE_READY, now_us=now, reason=said)]
     if status is Status.UNAVAILABLE and node.online and report.phase is SlicePhase.READY and report.free:
-        return [apply(session, instance, Event.NODE_RECOVERED, now_us=now, reason=said)]
-    if status is Status.ATTACHING:
+        return [apply(session, instance, recovery_event(instance.category), now_us=now, reason=said)]
+    if status in WORKER_STARTING:
         return _node_attaching_rules(session, node, instance, report, now, notes)
-    if status is Status.DETACHING and report.free:
+    if status in WORKER_STOPPING and report.free:
         return _node_let_go(session, node, instance, now, said)
     return []
 
@@ -278,7 +278,7 @@ def _act_on_channel(
     if report.channel is ChannelState.FAILED:
         reason = f"{said}: {report.failure_reason or 'no reason given'}"
         return progress.fail_attach(session, instance, attachment, now, reason)
-    if report.channel is ChannelState.PROVEN and instance.status == Status.ATTACHING:
+    if report.channel is ChannelState.PROVEN and instance.status in WORKER_STARTING:
         attachment = progress.locked(session, attachment)
         if attachment.vm_ready_us is None:
             attachment.vm_ready_us = now
@@ -288,7 +288,7 @@ def _act_on_channel(
         reason = f"{said}: {report.failure_reason or 'no reason given'}"
         progress.end_attachment(session, attachment, now, f"channel lost: {reason}")
         return [apply(session, instance, Event.CHANNEL_LOST, now_us=now, reason=reason)]
-    if report.channel is ChannelState.CLOSED and instance.status == Status.DETACHING:
+    if report.channel is ChannelState.CLOSED and instance.status in WORKER_STOPPING:
         attachment = progress.locked(session, attachment)
         if attachment.vm_ready_us is not None:
             attachment.vm_ready_us = None  # the VM's end is done (see attachment_progress)

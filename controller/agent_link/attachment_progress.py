@@ -23,7 +23,7 @@ from controller.agent_link.link_metrics import ATTACH_SECONDS, DETACH_SECONDS
 from controller.clock import US_PER_S
 from controller.db import DRY_RUN, after_commit
 from controller.lifecycle import apply
-from controller.states import Event, Status
+from controller.states import WORKER_STARTING, WORKER_STOPPING, Event
 from controller.tables import Attachment, Instance, Transition
 
 
@@ -55,8 +55,8 @@ def end_attachment(session: Session, attachment: Attachment, now_us: int, reason
 def attach_ready_if_both_ends_ready(
     session: Session, instance: Instance, attachment: Attachment, now_us: int
 ) -> list[Transition]:
-    """Attaching -> InUse once the node's worker and the VM's channel are both ready."""
-    if instance.status != Status.ATTACHING or instance.attachment_id != attachment.id:
+    """Attaching (or StartingWorker) -> InUse once the node's worker and the VM's channel are both ready."""
+    if instance.status not in WORKER_STARTING or instance.attachment_id != attachment.id:
         return []
     if attachment.node_ready_us is None or attachment.vm_ready_us is None:
         return []
@@ -72,8 +72,8 @@ def attach_ready_if_both_ends_ready(
 def fail_attach(
     session: Session, instance: Instance, attachment: Attachment, now_us: int, reason: str
 ) -> list[Transition]:
-    """Attaching -> Available, ending the attachment with ``reason``."""
-    if instance.status != Status.ATTACHING or instance.attachment_id != attachment.id:
+    """Attaching -> Available (StartingWorker -> Bound), ending the attachment with ``reason``."""
+    if instance.status not in WORKER_STARTING or instance.attachment_id != attachment.id:
         return []
     end_attachment(session, attachment, now_us, reason)
     return [apply(session, instance, Event.ATTACH_FAILED, now_us=now_us, reason=reason)]
@@ -82,8 +82,8 @@ def fail_attach(
 def detach_done_if_both_ends_let_go(
     session: Session, instance: Instance, attachment: Attachment, now_us: int, *, vm_online: bool, cause: str
 ) -> list[Transition]:
-    """Detaching -> Available once the node freed the memory and the VM closed (or is offline)."""
-    if instance.status != Status.DETACHING or instance.attachment_id != attachment.id:
+    """Detaching -> Available (StoppingWorker -> Bound) once the node freed the memory and the VM closed (or is offline)."""
+    if instance.status not in WORKER_STOPPING or instance.attachment_id != attachment.id:
         return []
     if attachment.node_ready_us is not None:
         return []  # the node has not confirmed the memory free: never hand the slice out before

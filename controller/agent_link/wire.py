@@ -49,8 +49,16 @@ def _status_enum_name(status: Status) -> str:
     return "INSTANCE_STATUS_" + re.sub(r"(?<!^)(?=[A-Z])", "_", status.value).upper()
 
 
+# The EI family's statuses as agents see them: the same work as the EAI status named, so agents need no
+# EI-specific code (a Bound instance has no worker and no channel, as an Available one).
+AGENT_VIEW: dict[Status, Status] = {
+    Status.CREATING: Status.STARTING, Status.BINDABLE: Status.AVAILABLE, Status.BOUND: Status.AVAILABLE,
+    Status.STARTING_WORKER: Status.ATTACHING, Status.STOPPING_WORKER: Status.DETACHING,
+}
 # Every status an agent can be shown; a status missing from the proto fails here, at import.
-INSTANCE_STATUSES: dict[Status, int] = {s: pb.InstanceStatus.Value(_status_enum_name(s)) for s in LISTED}
+INSTANCE_STATUSES: dict[Status, int] = {
+    s: pb.InstanceStatus.Value(_status_enum_name(AGENT_VIEW.get(s, s))) for s in LISTED
+}
 MAX_REASON = 200  # reasons land in 512-character transition rows next to our own words
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from controller.api import ei_actions as ei
 from controller.api import instance_actions as inst
 from controller.api import metrics_actions as metrics
 from controller.api import tag_actions as tags
@@ -28,14 +29,24 @@ HANDLERS: dict[str, Handler] = {
     "ListTagResources": tags.list_tag_resources_action,
     "ChangeResourceGroup": tags.change_resource_group_action,
     "GetInstanceMetrics": metrics.get_instance_metrics,
+    "CreateEaisEi": ei.create_eais_ei,
+    "AttachEaisEi": ei.attach_eais_ei,
+    "StartEaisEi": ei.start_eais_ei,
+    "StopEaisEi": ei.stop_eais_ei,
+    "DetachEaisEi": ei.detach_eais_ei,
+    "DeleteEaisEi": ei.delete_eais_ei,
 }
 
-# Part of EAIS 2019-06-24, answered with UnsupportedOperation (listed in the README).
-NOT_YET_SUPPORTED: frozenset[str] = frozenset({
-    "CreateEaiEcs", "CreateEaiEci", "CreateEaiJupyter", "CreateEaiAll",
-    "CreateEaisEi", "AttachEaisEi", "DetachEaisEi", "DeleteEaisEi", "StartEaisEi", "StopEaisEi",
-    "StartEaiJupyter", "StopEaiJupyter",
-})
+_NO_COMPUTE = (
+    "{action} creates an ECS or ECI client instance together with the accelerator, and eais has no ECS or ECI "
+    "compute provider to create one. Instead, run eais-agent on an existing VM and use CreateEai then AttachEai "
+    "(ClientInstanceId = that VM), or CreateEaisEi, AttachEaisEi and StartEaisEi."
+)
+# Part of EAIS 2019-06-24, answered with UnsupportedOperation (listed in the README), and why.
+NOT_YET_SUPPORTED: dict[str, str] = {
+    "CreateEaiEcs": _NO_COMPUTE, "CreateEaiEci": _NO_COMPUTE, "CreateEaiAll": _NO_COMPUTE,
+    **dict.fromkeys(("CreateEaiJupyter", "StartEaiJupyter", "StopEaiJupyter"), ""),
+}
 
 
 # Replaying one of these changes nothing, so their nonces need not wait for the disk.
@@ -62,8 +73,9 @@ def handler_for(action: str) -> Handler:
     if handler is not None:
         return handler
     if action in NOT_YET_SUPPORTED:
-        raise UnsupportedAction(
+        why = NOT_YET_SUPPORTED[action].format(action=action)
+        raise UnsupportedAction(why or (
             f"{action} is part of the EAIS 2019-06-24 API but this server does not support it yet; "
             f"supported actions: {', '.join(sorted(HANDLERS))}."
-        )
+        ))
     raise UnknownAction(f"Specified api {action[:64]!r} is not found; check the Action name (EAIS 2019-06-24).")

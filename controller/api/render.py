@@ -7,6 +7,7 @@ from typing import Any
 from controller.clock import to_millis_text
 from controller.errors import EaisError
 from controller.queries import InstanceView
+from controller.states import Status, shown_status
 
 TROUBLESHOOT = "https://api.alibabacloud.com/troubleshoot?intl_lang=EN_US&q={code}&product=eais&requestId={request_id}"
 
@@ -30,7 +31,7 @@ def instance_json(view: InstanceView) -> dict[str, Any]:
         "ResourceGroupId": inst.resource_group_id,
         "SecurityGroupId": inst.security_group_id,
         "StartTime": to_millis_text(inst.started_us),
-        "Status": inst.status,
+        "Status": shown_status(Status(inst.status)).value,
         "Tags": {"Tag": [{"TagKey": k, "TagValue": v} for k, v in view.tags]},
         "VSwitchId": inst.vswitch_id,
         "ZoneId": inst.zone_id,

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from controller.console.formatting import from_millis_text
 from controller.settings import ControllerSettings
-from controller.states import FORCE_TO_RELEASE, RELEASABLE_WITHOUT_FORCE, TRANSITIONAL, VISIBLE_IN_CONSOLE, Status
+from controller.states import CATEGORY_EAI, FORCE_TO_RELEASE, RELEASABLE_WITHOUT_FORCE, TRANSITIONAL, VISIBLE_IN_CONSOLE, Status
 
 PAGE_SIZES = (10, 20, 50, 100)
 FILTER_STATUSES = [s.value for s in Status if s in VISIBLE_IN_CONSOLE]
@@ -41,12 +41,16 @@ class InstanceRow:
         return from_millis_text(self.fields["CreationTime"])
 
     @property
-    def can_attach(self) -> bool:
-        return self.status == Status.AVAILABLE
+    def can_attach(self) -> bool:  # the console's buttons send the EAI family's actions
+        return self.status == Status.AVAILABLE and self.fields["Category"] == CATEGORY_EAI
 
     @property
     def can_detach(self) -> bool:
-        return self.status == Status.IN_USE
+        return self.status == Status.IN_USE and self.fields["Category"] == CATEGORY_EAI
+
+    @property
+    def can_release(self) -> bool:  # an EI instance is released with DeleteEaisEi (API, SDK), not from here yet
+        return self.fields["Category"] == CATEGORY_EAI
 
     @property
     def needs_force(self) -> bool:

@@ -23,7 +23,7 @@ from controller.billing import (
     total_amount_micro,
     total_billed_us,
 )
-from controller.states import BILLABLE, TRANSITIONS, Status
+from controller.states import BILLABLE, BILLED_SHARE, TRANSITIONS, Status
 
 DAY_US = 1_767_225_600 * 1_000_000  # 2026-01-01T00:00:00Z
 MINUTE_US = 60 * 1_000_000
@@ -61,6 +61,29 @@ def test_instance_available_for_90_minutes_from_10_30_is_billed_30_minutes_at_10
         (at(10), 30 * MINUTE_US, 6_000_000),
         (at(11), 60 * MINUTE_US, 12_000_000),
     ]
+
+
+def test_an_ei_instance_pays_the_reserve_share_while_bindable_or_bound_and_the_full_price_while_a_worker_may_run():
+    rows = log("ei-1", (Status.CREATING, at(10)), (Status.BINDABLE, at(10, 6)), (Status.BOUND, at(10, 12)),
+               (Status.STARTING_WORKER, at(10, 18)), (Status.IN_USE, at(10, 24)), (Status.STOPPING_WORKER, at(10, 36)),
+               (Status.BOUND, at(10, 42)), (Status.RELEASED, at(11)))
+
+    (item,) = hourly_items(rows, PRICES, at(0), at(24))
+
+    # 30 min at 1/5 (Bindable 6, Bound 6, Bound again 18 once stopped) and 24 min at the full 12 CNY/h
+    # (StartingWorker 6, InUse 12, StoppingWorker 6); Creating is free.
+    assert item.billed_us == 54 * MINUTE_US
+    assert item.amount_micro == 1_200_000 + 4_800_000
+
+
+def test_stopping_an_ei_instance_saves_four_fifths_of_the_price_while_stopped():
+    running = log("ei-1", (Status.IN_USE, at(10)), (Status.RELEASED, at(11)))
+    stopped = log("ei-1", (Status.BOUND, at(10)), (Status.RELEASED, at(11)))
+
+    (full,), (reserve,) = hourly_items(running, PRICES, at(0), at(24)), hourly_items(stopped, PRICES, at(0), at(24))
+
+    assert (full.amount_micro, reserve.amount_micro) == (12_000_000, 2_400_000)
+    assert full.billed_us == reserve.billed_us == US_PER_HOUR  # time billed at any share; the amount says which
 
 
 def test_items_carry_the_account_and_instance_type_of_the_log():
@@ -245,6 +268,23 @@ def logs_with_any_range(draw: st.DrawFn) -> tuple[list[Row], int, int]:
     return rows, since, until
 
 
+def independently_weighted_us(rows: list[Row], since: int, until: int) -> dict[tuple[str, int], Fraction]:
+    """Per (instance, hour): billed microseconds times each status's share of the price, walked microsecond-free."""
+    weighted: dict[tuple[str, int], Fraction] = {}
+    for instance_id in {row.instance_id for row in rows}:
+        own = [row for row in rows if row.instance_id == instance_id]
+        ends = [row.at_us for row in own[1:]] + [until]
+        for row, end in zip(own, ends, strict=True):
+            share = BILLED_SHARE.get(Status(row.to_status), Fraction(0))
+            cursor, stop = max(row.at_us, since), min(end, until)
+            while cursor < stop:
+                hour = hour_floor(cursor)
+                piece = min(stop, hour + US_PER_HOUR) - cursor
+                weighted[(instance_id, hour)] = weighted.get((instance_id, hour), Fraction(0)) + piece * share
+                cursor += piece
+    return weighted
+
+
 def independently_billed_us(rows: list[Row], since: int, until: int) -> int:
     """Each row's status lasts until the instance's next row (or forever); sum the billed overlap."""
     total = 0
@@ -288,8 +328,10 @@ def test_amounts_are_the_items_rounded_prices_and_stay_within_half_a_micro_each(
 
     items = hourly_items(rows, PRICES, since, until)
 
-    exact = sum(Fraction(i.billed_us) * Fraction(PRICES[i.instance_type]) / 3600 for i in items)
-    assert all(i.amount_micro == amount_micro(i.billed_us, PRICES[i.instance_type]) for i in items)
+    weighted = independently_weighted_us(rows, since, until)
+    exact = sum(weighted[(i.instance_id, i.hour_start_us)] * Fraction(PRICES[i.instance_type]) / 3600 for i in items)
+    assert all(i.amount_micro == amount_micro(weighted[(i.instance_id, i.hour_start_us)], PRICES[i.instance_type])
+               for i in items)
     assert abs(total_amount_micro(items) - exact) <= Fraction(len(items), 2)
     assert sum(amounts_by_account(items).values()) == total_amount_micro(items)
 

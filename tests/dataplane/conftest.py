@@ -41,7 +41,7 @@ def run_app(mode: str, *args: str, endpoint: str, prefix: tuple[str, ...] = (), 
 @pytest.fixture(scope="package")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     options = ClusterOptions(tmp_path_factory.mktemp("eais-up"), free_port(), free_port(), free_port(), free_port(),
-                             backend="cpu")
+                             backend="cpu", node_metrics_port=free_port())
     running = LocalCluster(options)
     try:
         running.start()

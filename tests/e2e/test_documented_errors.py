@@ -47,7 +47,9 @@ def tags(n: int, key: str = "k{n}") -> dict[str, str]:
 
 
 CASES = [
-    Case("unsupported action", "CreateEaisEi", {"RegionId": R, "InstanceType": TYPE}, "UnsupportedOperation", 400),
+    Case("unsupported action", "CreateEaiEcs", {"RegionId": R, "EaisType": TYPE}, "UnsupportedOperation", 400),
+    Case("unsupported action needing a compute provider", "CreateEaiEci", {"RegionId": R, "EaisType": TYPE},
+         "UnsupportedOperation", 400),
     Case("unknown action", "MakeCoffee", {"RegionId": R}, "InvalidAction.NotFound", 404),
     Case("missing region", "DescribeEais", {}, "MissingParameter.RegionId", 400, v2_can_send=False),
     Case("unserved region", "CreateEai", {"RegionId": "us-east-1", "InstanceType": TYPE}, "InvalidRegionId", 400),
@@ -114,6 +116,66 @@ CASES = [
          "MissingParameter.ResourceGroupId", 400),
     Case("resource of another account", "ChangeResourceGroup", {"ResourceId": "{available}", "ResourceRegionId": R, "ResourceGroupId": "rg-x"},
          "ResourceNotFound", 400, as_key="mallory"),
+    # The EI family (CreateEaisEi … DeleteEaisEi).
+    Case("ei create without security group", "CreateEaisEi", {"RegionId": R, "InstanceType": TYPE, "VSwitchId": "vsw-1"},
+         "MissingParameter.SecurityGroupId", 400),
+    Case("ei create without vswitch", "CreateEaisEi", {"RegionId": R, "InstanceType": TYPE, "SecurityGroupId": "sg-1"},
+         "MissingParameter.VSwitchId", 400),
+    Case("ei create of an unknown type", "CreateEaisEi", {"RegionId": R, "InstanceType": "eais.ei-a6.huge", "SecurityGroupId": "sg-1",
+         "VSwitchId": "vsw-1"}, "InvalidInstanceType", 400),
+    Case("ei create in an unserved region", "CreateEaisEi", {"RegionId": "us-east-1", "InstanceType": TYPE, "SecurityGroupId": "sg-1",
+         "VSwitchId": "vsw-1"}, "InvalidRegionId", 400),
+    Case("ei create without capacity", "CreateEaisEi", {"RegionId": R, "InstanceType": "eais.ei-a6.4xlarge", "SecurityGroupId": "sg-1",
+         "VSwitchId": "vsw-1"}, "NoResources", 403),
+    Case("ei create in debt", "CreateEaisEi", {"RegionId": R, "InstanceType": TYPE, "SecurityGroupId": "sg-1", "VSwitchId": "vsw-1"},
+         "InDebt", 403, as_key="poor"),
+    Case("ei attach of an unknown instance", "AttachEaisEi", {"RegionId": R, "EiInstanceId": "eais-nope", "ClientInstanceId": "i-vm1"},
+         "InvalidParameter.InstanceId.NotFound", 404),
+    Case("ei attach of another account's instance", "AttachEaisEi",
+         {"RegionId": R, "EiInstanceId": "{ei_bindable}", "ClientInstanceId": "i-mallory"},
+         "InvalidParameter.InstanceId.NotFound", 404, as_key="mallory"),
+    Case("ei attach with nothing bindable of the type", "AttachEaisEi",
+         {"RegionId": R, "EiInstanceType": "eais.ei-a6.4xlarge", "ClientInstanceId": "i-vm1"},
+         "InvalidParameter.InstanceId.NotFound", 404),
+    Case("ei attach by an unknown type", "AttachEaisEi", {"RegionId": R, "EiInstanceType": "eais.ei-a6.huge", "ClientInstanceId": "i-vm1"},
+         "InvalidInstanceType", 400),
+    Case("ei attach to another account's client", "AttachEaisEi",
+         {"RegionId": R, "EiInstanceId": "{ei_bindable}", "ClientInstanceId": "i-mallory"}, "InvalidClientInstanceId.Forbidden", 404),
+    Case("ei attach to a client in another vpc", "AttachEaisEi",
+         {"RegionId": R, "EiInstanceId": "{ei_bindable}", "ClientInstanceId": "i-vpc2"}, "InvalidClientInstanceId.VpcIdError", 400),
+    Case("ei attach to a client in another vswitch", "AttachEaisEi",
+         {"RegionId": R, "EiInstanceId": "{ei_bindable}", "ClientInstanceId": "i-vsw2"}, "InvalidClientInstanceId.VSwitchIdError", 400),
+    Case("ei attach to a client not a vm", "AttachEaisEi",
+         {"RegionId": R, "EiInstanceId": "{ei_bindable}", "ClientInstanceId": "i-bare"}, "InvalidClientInstanceId.TypeError", 400),
+    Case("ei attach to a client already bound", "AttachEaisEi",
+         {"RegionId": R, "EiInstanceId": "{ei_bindable}", "ClientInstanceId": "i-busy"}, "InvalidClientInstanceId.AlreadyBound", 400),
+    Case("ei attach without a client", "AttachEaisEi", {"RegionId": R, "EiInstanceId": "{ei_bindable}"},
+         "MissingParameter.ClientInstanceId", 400),
+    Case("ei attach of a bound instance", "AttachEaisEi", {"RegionId": R, "EiInstanceId": "{ei_bound}", "ClientInstanceId": "i-vm1"},
+         "InvalidEaiStatus", 400),
+    Case("ei attach of an eai instance", "AttachEaisEi", {"RegionId": R, "EiInstanceId": "{available}", "ClientInstanceId": "i-vm1"},
+         "InvalidInstanceId", 400),
+    Case("eai attach of an ei instance", "AttachEai", {"RegionId": R, "ElasticAcceleratedInstanceId": "{ei_bindable}",
+         "ClientInstanceId": "i-vm1"}, "InvalidInstanceId", 400),
+    Case("eai delete of an ei instance", "DeleteEai", {"RegionId": R, "ElasticAcceleratedInstanceId": "{ei_bound}", "Force": "true"},
+         "InvalidInstanceId", 400),
+    Case("ei start of a bindable instance", "StartEaisEi", {"RegionId": R, "EiInstanceId": "{ei_bindable}"}, "InvalidEaiStatus", 400),
+    Case("ei start of an eai instance", "StartEaisEi", {"RegionId": R, "EiInstanceId": "{available}"}, "InvalidInstanceId", 400),
+    Case("ei start without an id", "StartEaisEi", {"RegionId": R}, "MissingParameter.EiInstanceId", 400),
+    Case("ei stop of a bound instance", "StopEaisEi", {"RegionId": R, "EiInstanceId": "{ei_bound}"}, "InvalidEaiStatus", 400),
+    Case("ei stop of an unknown instance", "StopEaisEi", {"RegionId": R, "EiInstanceId": "eais-nope"},
+         "InvalidParameter.InstanceId.NotFound", 404),
+    Case("ei detach of a bindable instance", "DetachEaisEi", {"RegionId": R, "EiInstanceId": "{ei_bindable}"}, "InvalidEaiStatus", 400),
+    Case("ei detach in another region", "DetachEaisEi", {"RegionId": "cn-beijing", "EiInstanceId": "{ei_bound}"},
+         "InvalidParameter.InstanceId.NotFound", 404),
+    Case("ei delete of a bound instance without force", "DeleteEaisEi", {"RegionId": R, "EiInstanceId": "{ei_bound}"},
+         "InvalidEaiStatus", 400),
+    Case("ei delete with a bad force value", "DeleteEaisEi", {"RegionId": R, "EiInstanceId": "{ei_bound}", "Force": "yes"},
+         "InvalidParameter.Force", 400),
+    Case("ei delete of a malformed id", "DeleteEaisEi", {"RegionId": R, "EiInstanceId": "eais-'; --"},
+         "InvalidParameter.EiInstanceId", 400),
+    Case("ei delete of another account's instance", "DeleteEaisEi", {"RegionId": R, "EiInstanceId": "{ei_bindable}", "Force": "true"},
+         "InvalidParameter.InstanceId.NotFound", 404, as_key="mallory"),
     Case("metrics of an unknown instance", "GetInstanceMetrics", {"InstanceId": "eais-nope", "MetricType": "GpuCoreUsage"},
          "InvalidParameter.InstanceId.NotFound", 404),
     Case("metrics of another account's instance", "GetInstanceMetrics", {"InstanceId": "{available}", "MetricType": "GpuCoreUsage"},
@@ -146,9 +208,10 @@ def world(live_api, account):
         "poor": create_account(ctx, "poor", balance=Decimal(-3), real_name_verified=True),
         "anon": create_account(ctx, "anon", balance=Decimal(500), real_name_verified=False),
     }
-    add_node(ctx, slices={TYPE: 6})
+    add_node(ctx, slices={TYPE: 8})
     alice = account.account_id
     add_client(ctx, alice, "i-vm1")
+    add_client(ctx, alice, "i-eivm")
     add_client(ctx, alice, "i-busy")
     add_client(ctx, alice, "i-vpc2", vpc="vpc-2", vswitch="vsw-1")
     add_client(ctx, alice, "i-vsw2", vpc="vpc-1", vswitch="vsw-2")
@@ -162,10 +225,14 @@ def world(live_api, account):
         "pending": v3_call(sdk, "CreateEai", {"RegionId": R, "InstanceType": TYPE, "ClientToken": "used"})["body"]["ElasticAcceleratedInstanceId"],
         "busy": v3_call(sdk, "CreateEai", {"RegionId": R, "InstanceType": TYPE})["body"]["ElasticAcceleratedInstanceId"],
     }
-    for name in ("available", "networked", "busy"):
+    for name in ("ei_bindable", "ei_bound"):
+        ids[name] = v3_call(sdk, "CreateEaisEi", {"RegionId": R, "InstanceType": TYPE, "SecurityGroupId": "sg-1",
+                                                  "VSwitchId": "vsw-1"})["body"]["EiInstanceId"]
+    for name in ("available", "networked", "busy", "ei_bindable", "ei_bound"):
         step(ctx, ids[name], Event.SLICE_READY)
     step(ctx, ids["pending"], Event.SLICE_PREPARING)
     v3_call(sdk, "AttachEai", {"RegionId": R, "ElasticAcceleratedInstanceId": ids["busy"], "ClientInstanceId": "i-busy"})
+    v3_call(sdk, "AttachEaisEi", {"RegionId": R, "EiInstanceId": ids["ei_bound"], "ClientInstanceId": "i-eivm"})
     return keys, ids
 
 

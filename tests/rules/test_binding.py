@@ -189,7 +189,7 @@ def test_concurrent_attaches_of_one_instance_to_two_vms_let_exactly_one_win(ctx,
 def test_the_database_refuses_a_second_binding_even_without_the_python_check(ctx, account, fleet, monkeypatch):
     first, second = available_instance(ctx, account.account_id), available_instance(ctx, account.account_id)
     attach(ctx, account.account_id, first, "i-vm1")
-    monkeypatch.setattr(binding, "_refuse_bound_client", lambda session, client_id: None)
+    monkeypatch.setattr(binding, "refuse_bound_client", lambda session, client_id: None)
     with pytest.raises(ClientAlreadyBound):
         attach(ctx, account.account_id, second, "i-vm1")
     assert status_of(ctx, second) == Status.AVAILABLE

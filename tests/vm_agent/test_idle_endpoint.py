@@ -21,7 +21,7 @@ def test_an_idle_agent_answers_the_status_query_with_every_documented_field(star
         "instance_id": "", "instance_type": "", "status": "", "attachment_id": "", "node_gateway": "",
         "node_tf_version": "", "agent_tf_version": agent.agent_tf_version,
         "message": "no accelerator attached to i-idle0001; status Available "
-                   "(attach an EAIS instance to this VM with AttachEai)",
+                   "(attach an EAIS instance to this VM with AttachEai, or AttachEaisEi and StartEaisEi an EI instance)",
         "healthy": False, "round_trip_us": 0,
     }
 

@@ -58,9 +58,10 @@ def starting_view(vm: str, controller: str) -> ChannelView:
 
 def idle_view(vm: str, last_outcome: str = "") -> ChannelView:
     if last_outcome:
-        return ChannelView(EndpointState.IDLE, f"{last_outcome}; no accelerator attached now (attach one with AttachEai)")
+        return ChannelView(EndpointState.IDLE, f"{last_outcome}; no accelerator attached now (attach one with "
+                           "AttachEai, or StartEaisEi an EI instance bound to this VM)")
     return ChannelView(EndpointState.IDLE, f"no accelerator attached to {vm}; status Available "
-                       "(attach an EAIS instance to this VM with AttachEai)")
+                       "(attach an EAIS instance to this VM with AttachEai, or AttachEaisEi and StartEaisEi an EI instance)")
 
 
 def attaching_view(vm: str, attachment: pb.VmAttachment, note: str = "", *, proven: bool = False) -> ChannelView:
