@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select, update
@@ -17,13 +18,7 @@ from sqlmodel import Session
 
 from controller.catalogue import require_instance_type, require_region
 from controller.context import ControllerContext
-from controller.errors import (
-    IdempotentParameterMismatch,
-    InDebt,
-    NoPermission,
-    NoResources,
-    VSwitchNotFound,
-)
+from controller.errors import IdempotentParameterMismatch, InDebt, NoPermission, NoResources, VSwitchNotFound
 from controller.ids import new_instance_id
 from controller.lifecycle import apply
 from controller.money import from_micro, to_micro
@@ -31,6 +26,7 @@ from controller.states import Event
 from controller.tables import Account, ClientInstance, IdempotencyRecord, Instance, InstanceTag, Node, Slice
 
 ACTION = "CreateEai"
+NOTEBOOK_ACTION = "CreateEaiJupyter"
 
 
 @dataclass(frozen=True)
@@ -44,18 +40,33 @@ class CreateRequest:
     image: str = ""
     tags: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     client_token: str | None = None
+    category: str = "eais"  # "jupyter" for CreateEaiJupyter
+    environment: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # CreateEaiJupyter EnvironmentVar
+
+    @property
+    def action(self) -> str:
+        """The action whose ClientTokens this request shares (idempotency is per action)."""
+        return NOTEBOOK_ACTION if self.category == "jupyter" else ACTION
 
     def fingerprint(self) -> str:
         body = {k: v for k, v in asdict(self).items() if k != "client_token"}
+        if self.category == "eais":  # as before notebooks existed: stored CreateEai tokens keep matching
+            del body["category"], body["environment"]
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def create_instance(ctx: ControllerContext, account_id: str, request: CreateRequest, *, request_id: str) -> str:
+# Runs in the creating transaction once the instance row exists (CreateEaiJupyter adds its notebook).
+AlsoCreate = Callable[[Session, Instance], None]
+
+
+def create_instance(
+    ctx: ControllerContext, account_id: str, request: CreateRequest, *, request_id: str, also: AlsoCreate | None = None
+) -> str:
     """Create an instance and return its ID (the same ID again for a repeated ClientToken)."""
     _check_catalogue(ctx, request)
     try:
         with ctx.db.write() as session:
-            return _create_in_transaction(ctx, session, account_id, request, request_id)
+            return _create_in_transaction(ctx, session, account_id, request, request_id, also)
     except IntegrityError:
         if request.client_token is None:
             raise
@@ -68,7 +79,8 @@ def create_instance(ctx: ControllerContext, account_id: str, request: CreateRequ
 
 
 def _create_in_transaction(
-    ctx: ControllerContext, session: Session, account_id: str, request: CreateRequest, request_id: str
+    ctx: ControllerContext, session: Session, account_id: str, request: CreateRequest, request_id: str,
+    also: AlsoCreate | None,
 ) -> str:
     previous = _previous_result(session, account_id, request)
     if previous is not None:
@@ -82,14 +94,16 @@ def _create_in_transaction(
         name=request.name, instance_type=request.instance_type, status="", status_since_us=0,
         slice_id=node.slice_id, resource_group_id=request.resource_group_id,
         security_group_id=request.security_group_id, vswitch_id=request.vswitch_id, vpc_id=vpc_id,
-        image=request.image, description=node.description, created_us=ctx.clock.now_us(),
+        image=request.image, description=node.description, created_us=ctx.clock.now_us(), category=request.category,
     )
     apply(session, instance, Event.CREATE, now_us=instance.created_us,
-          reason=f"CreateEai accepted; slice {node.slice_id} reserved", request_id=request_id)
+          reason=f"{request.action} accepted; slice {node.slice_id} reserved", request_id=request_id)
+    if also is not None:
+        also(session, instance)
     session.add_all(InstanceTag(instance_id=instance_id, key=k, value=v) for k, v in request.tags)
     if request.client_token is not None:
         session.add(IdempotencyRecord(
-            account_id=account_id, action=ACTION, client_token=request.client_token,
+            account_id=account_id, action=request.action, client_token=request.client_token,
             fingerprint=request.fingerprint(), result_json=json.dumps({"ElasticAcceleratedInstanceId": instance_id}),
             created_us=instance.created_us,
         ))
@@ -104,7 +118,7 @@ def _check_catalogue(ctx: ControllerContext, request: CreateRequest) -> None:
 def _previous_result(session: Session, account_id: str, request: CreateRequest) -> str | None:
     if request.client_token is None:
         return None
-    record = session.get(IdempotencyRecord, (account_id, ACTION, request.client_token))
+    record = session.get(IdempotencyRecord, (account_id, request.action, request.client_token))
     if record is None:
         return None
     if record.fingerprint != request.fingerprint():

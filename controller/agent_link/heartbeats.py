@@ -23,7 +23,7 @@ from controller.context import ControllerContext
 from controller.leadership import Term, fence
 from controller.lifecycle import apply
 from controller.settings import LifecycleSettings
-from controller.states import LOST_WITH_NODE, Event, IllegalTransition, Status
+from controller.states import LETTING_GO, LOST_WITH_NODE, Event, IllegalTransition
 from controller.tables import ClientInstance, Instance, Node, Slice
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def _take_silent_vms_offline(ctx: ControllerContext, cutoff_us: int, term: Term 
 def _finish_detach_of_offline_vm(session: Session, vm: ClientInstance, now_us: int) -> None:
     """A silent VM cannot report its channel closed; a freed node is enough then."""
     instance = session.exec(select(Instance).where(Instance.client_instance_id == vm.id)).first()
-    if instance is None or instance.status != Status.DETACHING:
+    if instance is None or instance.status not in LETTING_GO:
         return
     attachment = current_attachment(session, instance)
     if attachment is not None:

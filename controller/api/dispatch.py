@@ -7,6 +7,7 @@ from typing import Any
 
 from controller.api import instance_actions as inst
 from controller.api import metrics_actions as metrics
+from controller.api import notebook_actions as notebooks
 from controller.api import tag_actions as tags
 from controller.api.action_call import ActionCall
 from controller.api.request_outcome import UNKNOWN_ACTION
@@ -28,13 +29,15 @@ HANDLERS: dict[str, Handler] = {
     "ListTagResources": tags.list_tag_resources_action,
     "ChangeResourceGroup": tags.change_resource_group_action,
     "GetInstanceMetrics": metrics.get_instance_metrics,
+    "CreateEaiJupyter": notebooks.create_eai_jupyter,
+    "StartEaiJupyter": notebooks.start_eai_jupyter,
+    "StopEaiJupyter": notebooks.stop_eai_jupyter,
 }
 
 # Part of EAIS 2019-06-24, answered with UnsupportedOperation (listed in the README).
 NOT_YET_SUPPORTED: frozenset[str] = frozenset({
-    "CreateEaiEcs", "CreateEaiEci", "CreateEaiJupyter", "CreateEaiAll",
+    "CreateEaiEcs", "CreateEaiEci", "CreateEaiAll",
     "CreateEaisEi", "AttachEaisEi", "DetachEaisEi", "DeleteEaisEi", "StartEaisEi", "StopEaisEi",
-    "StartEaiJupyter", "StopEaiJupyter",
 })
 
 
