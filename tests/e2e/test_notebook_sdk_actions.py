@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from alibabacloud_eais20190624 import models as m
+from alibabacloud_tea_openapi.exceptions import ClientException
 from aliyunsdkcore.acs_exception.exceptions import ServerException
 from aliyunsdkeais.request.v20190624.CreateEaiJupyterRequest import CreateEaiJupyterRequest
 from aliyunsdkeais.request.v20190624.DescribeEaisRequest import DescribeEaisRequest
 from aliyunsdkeais.request.v20190624.StartEaiJupyterRequest import StartEaiJupyterRequest
 from aliyunsdkeais.request.v20190624.StopEaiJupyterRequest import StopEaiJupyterRequest
-from alibabacloud_eais20190624 import models as m
-from alibabacloud_tea_openapi.exceptions import ClientException
 
 from controller.tables import Notebook
 from tests.api.sdk_capture import v2_do
