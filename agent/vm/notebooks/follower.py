@@ -1,7 +1,8 @@
 """Follows the notebooks of the VM's desired state (VmDesiredState.notebooks in agents.proto).
 
-    listed, serve, token   -> a server for that attachment runs (started once; a failed one is
-                              reported FAILED and not restarted until the attachment changes)
+    listed, serve, token   -> a server for that attachment runs (a failed one is reported FAILED,
+                              and started again by a desired state that comes RESTART_AFTER_S later:
+                              a notebook InUse whose server died gets it back within a resend period)
     listed, not serve      -> no server runs; the notebook's home stays
     not listed             -> no server runs, and the home and log are removed (the notebook was deleted)
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from agent.vm.notebooks.launch import NotebookLaunch
@@ -21,6 +23,7 @@ from agent.vm.notebooks.server import NotebookServer, ServerTiming
 from protos.eais.v1 import agents_pb2 as pb
 
 log = logging.getLogger(__name__)
+RESTART_AFTER_S = 10.0
 
 
 class NotebookFollower:
@@ -37,7 +40,9 @@ class NotebookFollower:
             changed = False
             for instance_id in list(self._servers):
                 notebook = wanted.get(instance_id)
-                if notebook is None or not notebook.serve or notebook.attachment_id != self._servers[instance_id].attachment_id:
+                running = self._servers[instance_id]
+                if (notebook is None or not notebook.serve or notebook.attachment_id != running.attachment_id
+                        or (running.failed and time.monotonic() - running.failed_at >= RESTART_AFTER_S)):
                     self._servers.pop(instance_id).stop()
                     changed = True
             for instance_id in (self._on_disk() if self._known is None else self._known) - set(wanted):

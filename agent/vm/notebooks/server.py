@@ -40,6 +40,7 @@ class NotebookServer:
         self.instance_id, self.attachment_id = instance_id, attachment_id
         self._launch, self._on_change, self._timing = launch, on_change, timing
         self._state, self._failure, self._url = pb.NOTEBOOK_SERVER_STATE_NONE, "", ""
+        self.failed_at = 0.0  # time.monotonic() of the failure, while failed
         self._process: subprocess.Popen[bytes] | None = None
         self._files: launching.ServerFiles | None = None
         self._stopping = threading.Event()
@@ -119,6 +120,7 @@ class NotebookServer:
             return
         log.warning("notebook %s: %s", self.instance_id, reason)
         self._state, self._url, self._failure = pb.NOTEBOOK_SERVER_STATE_FAILED, "", reason
+        self.failed_at = time.monotonic()
         self._on_change()
 
 
