@@ -21,6 +21,7 @@ import json
 import secrets
 
 from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from controller.agent_link.registration_rules import CLIENT_KINDS
@@ -53,7 +54,11 @@ def create_notebook(ctx: ControllerContext, account_id: str, request: CreateRequ
             environment_json=json.dumps([list(pair) for pair in request.environment]), created_us=instance.created_us,
         ))
 
-    return create_instance(ctx, account_id, request, request_id=request_id, also=add_notebook)
+    try:
+        return create_instance(ctx, account_id, request, request_id=request_id, also=add_notebook)
+    except IntegrityError:  # a concurrent CreateEaiJupyter took the same VM first (notebooks.client_instance_id)
+        raise NoResources(f"The VM chosen in vSwitch {request.vswitch_id} was just taken by another notebook; "
+                          "retry to get another one.") from None
 
 
 def bind_new_notebook(ctx: ControllerContext, session: Session, instance: Instance, notes: list[str]) -> None:

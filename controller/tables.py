@@ -7,6 +7,7 @@ Rules the database itself enforces, so that racing requests cannot break them:
 - ``seen_nonces`` (access key, nonce) is the primary key: a replayed nonce cannot be stored twice.
 - ``idempotency_records`` (account, action, client token) is the primary key.
 - ``bill_items`` (instance, hour) is UNIQUE: an hour is never billed twice.
+- ``notebooks.client_instance_id`` is UNIQUE: a VM hosts at most one notebook.
 """
 
 from __future__ import annotations
@@ -278,7 +279,7 @@ class Notebook(SQLModel, table=True):
     __tablename__ = "notebooks"
     instance_id: str = Field(foreign_key="instances.id", primary_key=True, max_length=40)
     account_id: str = Field(index=True, max_length=40)
-    client_instance_id: str = Field(index=True, max_length=64)  # the VM that runs the server
+    client_instance_id: str = Field(index=True, unique=True, max_length=64)  # the VM that runs it; one notebook a VM
     token_ciphertext: str = Field(max_length=512)  # sealed by the controller's master key
     environment_json: str = Field(default="[]", max_length=65536)  # [[key, value], ...]
     server_url: str = Field(default="", max_length=255)  # "http://host:port/", no token

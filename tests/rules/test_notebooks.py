@@ -17,6 +17,7 @@ from controller.errors import ClientNotFound, InstanceNotFound, InvalidEaiStatus
 from controller.notebooks import create_notebook, start_notebook, stop_notebook
 from controller.provisioning import CreateRequest, create_instance
 from controller.queries import InstanceFilter, describe_instances
+from controller.reconciler import time_out_stuck_instances
 from controller.release import delete_instance
 from controller.states import Status
 from controller.tables import ClientInstance, Instance, Notebook, Transition
@@ -222,3 +223,13 @@ def test_a_stopping_notebook_needs_force_to_be_deleted_and_a_stopped_one_does_no
 def test_the_same_client_token_returns_the_same_notebook(ctx, account, fleet):
     first = new_notebook(ctx, account.account_id, client_token="nb-1")
     assert new_notebook(ctx, account.account_id, client_token="nb-1") == first
+
+
+def test_a_notebook_stuck_stopping_times_out_to_unavailable_unbilled(ctx, account, fleet, clock):
+    instance_id = new_notebook(ctx, account.account_id)
+    run_to_in_use(ctx, instance_id)
+    stop_notebook(ctx, account.account_id, REGION, instance_id, request_id="r")
+    clock.advance(ctx.settings.lifecycle.stopping_deadline_s + 1)
+    time_out_stuck_instances(ctx)
+    assert row(ctx, instance_id).status == Status.UNAVAILABLE
+    assert "stuck in Stopping" in transitions(ctx, instance_id)[-1].reason

@@ -31,7 +31,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('instance_id')
     )
     op.create_index(op.f('ix_notebooks_account_id'), 'notebooks', ['account_id'], unique=False)
-    op.create_index(op.f('ix_notebooks_client_instance_id'), 'notebooks', ['client_instance_id'], unique=False)
+    op.create_index(op.f('ix_notebooks_client_instance_id'), 'notebooks', ['client_instance_id'], unique=True)
 
 
 def downgrade() -> None:
