@@ -33,7 +33,7 @@ from agent.vm.notebooks.launch import NotebookLaunch, sandbox_uid
 from agent.vm.notebooks.server import ServerTiming
 from agent.vm.refusal_server import RefusalServer, refusal_socket_path
 from agent.vm.routing import ConnectionRouter
-from agent.vm.settings import VmAgentSettings, resolve_controller_trust, resolve_identity
+from agent.vm.settings import SettingsError, VmAgentSettings, resolve_controller_trust, resolve_identity
 from agent.vm.status import status_document
 from agent.vm.tf_version import local_tf_version
 from eais_plumbing.metrics_server import MetricsServer
@@ -51,6 +51,7 @@ class VmAgent:
     def __init__(self, settings: VmAgentSettings, *, say: Callable[[str], None] = say_line) -> None:
         self.settings, self.identity = settings, resolve_identity(settings)  # SettingsError before anything starts
         self.trust = resolve_controller_trust(settings)
+        self._notebook_uid = _notebook_uid(settings)  # SettingsError before anything starts, too
         self._say, self._timing = say, settings.timing
         self.agent_tf_version = local_tf_version()
         self.registered, self._stopping = threading.Event(), threading.Event()
@@ -199,12 +200,11 @@ class VmAgent:
 
     def _notebook_launch(self) -> NotebookLaunch:
         settings = self.settings
-        uid, why = sandbox_uid(settings.notebook_uid, sys.executable)
-        log.info(why)
+        default_root = Path(tempfile.gettempdir()) / f"eais-notebooks-{self.identity.client_instance_id}"
         return NotebookLaunch(
-            root=settings.notebook_dir or Path(tempfile.gettempdir()) / "eais-notebooks",
+            root=settings.notebook_dir or default_root,
             bind_host=settings.notebook_host, url_host=settings.notebook_url_host or settings.notebook_host,
-            tf_endpoint=self.endpoint.address, uid=uid,
+            tf_endpoint=self.endpoint.address, uid=self._notebook_uid,
         )
 
     def _ca_pem(self) -> str:
@@ -218,6 +218,15 @@ class VmAgent:
     @staticmethod
     def _thread(target: Callable[[], None], name: str) -> None:
         threading.Thread(target=target, name=name, daemon=True).start()
+
+
+def _notebook_uid(settings: VmAgentSettings) -> int | None:
+    try:
+        uid, why = sandbox_uid(settings.notebook_uid, sys.executable)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    log.info(why)
+    return uid
 
 
 class _StatusLines:

@@ -54,7 +54,7 @@ def run(
     notebook_host: Annotated[str | None, typer.Option(help="Address notebook servers (CreateEaiJupyter) listen on. Default 127.0.0.1; the VM's private address to reach them from the VPC.")] = None,
     notebook_url_host: Annotated[str | None, typer.Option(help="Address DescribeEais JupyterUrl names. Default: --notebook-host.")] = None,
     notebook_uid: Annotated[str | None, typer.Option(help="uid notebook servers run as: a number (agent as root), 'none' (the agent's own) or 'auto' (default).")] = None,
-    notebook_dir: Annotated[Path | None, typer.Option(help="Where notebooks' homes live (kept across StopEaiJupyter). Default <tmp>/eais-notebooks.")] = None,
+    notebook_dir: Annotated[Path | None, typer.Option(help="Where notebooks' homes live (kept across StopEaiJupyter). Default <tmp>/eais-notebooks-<client instance id>.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also log each channel attempt and relay change.")] = False,
 ) -> None:
     """Run the agent until SIGTERM or Ctrl-C: register, follow attach/detach, serve or refuse TensorFlow calls."""

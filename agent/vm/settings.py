@@ -94,7 +94,7 @@ class VmAgentSettings(LayeredSettings):
         "'auto' (62000 when root and the Python install is readable by every user, else the agent's own)")
     notebook_dir: Path | None = Field(
         default=None, description="notebook homes (kept across StopEaiJupyter, removed on DeleteEai); "
-        "default <tmp>/eais-notebooks")
+        "default <tmp>/eais-notebooks-<client instance id>")
     notebook_start_timeout_s: float = Field(default=60.0, gt=0, description="a notebook server not answering by then failed")
     timing: AgentTiming = Field(default_factory=AgentTiming)
 

@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from controller.accounts import create_account
 from controller.billing import billed_intervals
-from controller.tables import Transition
+from controller.tables import ClientInstance, Transition
 from eais_cli.local_cluster import REGION, VSWITCH
 from eais_cli.sdk import client_from_credentials, describe
 from tests.harness.jupyter_kernel import KernelSession, split_jupyter_url
@@ -85,7 +85,7 @@ def test_a_notebook_runs_remote_tf_on_its_accelerator_stops_unbilled_starts_agai
         first = run_on_accelerator(row.jupyter_url)
         assert first["device"].startswith("/job:worker/") and "/job:worker/" in first["result_device"]
         assert first["max_diff"] < 1e-4
-        assert first["greeting"] == "hello" and first["endpoint"] == cluster.tf_endpoint
+        assert first["greeting"] == "hello" and first["endpoint"] == endpoint_of(cluster, row.client_instance_id)
         assert first["secret_env"] == []  # the agent's AccessKey never reaches a notebook
         assert httpx.get(base + "api/kernels").status_code == 403  # no token, no access
         assert httpx.get(base + "api/kernels", params={"token": "wrong"}).status_code == 403
@@ -132,6 +132,12 @@ def assert_refused_to_stranger(stranger, instance: str) -> None:
         with pytest.raises(ClientException) as refused:
             call()
         assert refused.value.code == "InvalidParameter.InstanceId.NotFound"
+
+
+def endpoint_of(cluster, vm_id: str) -> str:
+    """The TensorFlow endpoint of the VM the notebook runs on (the host's, or the second VM's if that one is up)."""
+    with cluster.ctx.db.read() as session:
+        return session.get(ClientInstance, vm_id).tf_endpoint
 
 
 def transitions(cluster, instance: str) -> list[Transition]:
