@@ -12,6 +12,7 @@ before the channel is reported closed and the instance can become Stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -64,6 +65,8 @@ class NotebookFollower:
             for server in self._servers.values():
                 server.stop()
             self._servers.clear()
+        with contextlib.suppress(OSError):
+            self._launch.root.rmdir()  # only when empty: no stopped notebook's home is in it
 
     def _start(self, notebook: pb.VmNotebook) -> None:
         server = NotebookServer(notebook.instance_id, notebook.attachment_id, self._launch, self._report_soon,
