@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -115,3 +117,38 @@ def _pids_with(needle: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+AGENT_STANDIN = """
+import sys, time, threading
+from pathlib import Path
+from agent.vm.notebooks.follower import NotebookFollower
+from agent.vm.notebooks.launch import NotebookLaunch
+from protos.eais.v1 import agents_pb2 as pb
+launch = NotebookLaunch(root=Path(sys.argv[1]), bind_host="127.0.0.1", url_host="127.0.0.1", tf_endpoint="127.0.0.1:9")
+follower = NotebookFollower(launch, lambda: None)
+follower.follow([pb.VmNotebook(instance_id="eais-orphantest0001", serve=True, token="tok", attachment_id="att-1")])
+while not follower.actual() or follower.actual()[0].state != pb.NOTEBOOK_SERVER_STATE_READY:
+    time.sleep(0.1)
+print(follower.actual()[0].url, flush=True)
+time.sleep(600)
+"""
+
+
+def test_an_agent_killed_with_sigkill_leaves_no_server_serving_its_token(tmp_path):
+    agent = subprocess.Popen([sys.executable, "-c", AGENT_STANDIN, str(tmp_path / "nb")], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        url = agent.stdout.readline().strip()
+        assert httpx.get(url + "api/status", headers={"Authorization": "token tok"}).status_code == 200
+    finally:
+        agent.kill()
+        agent.wait()
+
+    def refused() -> bool:
+        try:
+            httpx.get(url + "api/status", timeout=1)
+        except httpx.TransportError:
+            return True
+        return False
+    eventually(refused, timeout_s=15, what="the orphaned server gone")

@@ -97,7 +97,8 @@ def prepare(launch: NotebookLaunch, instance_id: str, token: str) -> ServerFiles
 
 
 def command(launch: NotebookLaunch) -> list[str]:
-    return [launch.python, "-m", "jupyter_server"]
+    """jupyter-server, through ``server_main`` (tied to this agent process); its settings come from the config file."""
+    return [launch.python, "-m", "agent.vm.notebooks.server_main", str(os.getpid())]
 
 
 def environment(files: ServerFiles, launch: NotebookLaunch, user: list[tuple[str, str]]) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """One notebook's Jupyter server: started, watched until it answers (and while it runs), stopped.
 
-The server runs in a session of its own; its kernels run in sessions of their own too (as
+The server runs in a session of its own, gets SIGTERM if the agent dies (``server_main``), and its kernels run in sessions of their own too (as
 jupyter_client starts them), so stopping asks the server to shut down (SIGTERM: it stops its
 kernels), then kills whatever is left of it and of the kernels it started.
 """
