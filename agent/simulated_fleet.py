@@ -101,9 +101,13 @@ def simulated_channel_state(desired: pb.VmDesiredState) -> pb.VmActualState:
     grant = desired.attachment
     if not desired.HasField("attachment"):
         return pb.VmActualState(channel=pb.CHANNEL_STATE_IDLE)
-    if grant.status == pb.INSTANCE_STATUS_DETACHING:
+    notebooks = [pb.NotebookActualState(instance_id=n.instance_id, state=pb.NOTEBOOK_SERVER_STATE_READY,
+                                        url="http://simulated.invalid:8888/", attachment_id=n.attachment_id)
+                 for n in desired.notebooks if n.serve]  # a simulated VM "runs" its notebooks' servers instantly
+    if grant.status in (pb.INSTANCE_STATUS_DETACHING, pb.INSTANCE_STATUS_STOPPING):
         return pb.VmActualState(attachment_id=grant.attachment_id, channel=pb.CHANNEL_STATE_CLOSED)
-    return pb.VmActualState(attachment_id=grant.attachment_id, channel=pb.CHANNEL_STATE_PROVEN, round_trip_us=1)
+    return pb.VmActualState(attachment_id=grant.attachment_id, channel=pb.CHANNEL_STATE_PROVEN, round_trip_us=1,
+                            notebooks=notebooks)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from controller.errors import (
 from controller.ids import new_attachment_id
 from controller.lifecycle import apply, status_race_refused
 from controller.ownership import owned_instance
-from controller.states import CATEGORY_EAI, Event, Status, shown_status
+from controller.states import CATEGORY_EAI, CATEGORY_JUPYTER, Event, Status, shown_status
 from controller.tables import Attachment, ClientInstance, Instance, Slice
 
 def attach_instance(
@@ -39,22 +39,39 @@ def attach_instance(
     try:
         with status_race_refused(instance_id, "attaching"), ctx.db.write() as session:
             instance = owned_instance(session, account_id, region_id, instance_id, family=CATEGORY_EAI)
+            refuse_notebook(instance, "AttachEai", "StartEaiJupyter")
             client = usable_client(ctx, session, account_id, region_id, client_id)
-            check_network(instance, client)
             require_status(instance, Status.AVAILABLE, "attached", "Wait until it is Available, or detach it first.")
-            refuse_bound_client(session, client.id)
-            attachment = new_attachment(ctx, session, instance, client)
-            instance.client_instance_id = client.id
-            instance.attachment_id = attachment.id
-            apply(session, instance, Event.ATTACH, now_us=attachment.created_us,
-                  reason=f"AttachEai to {client.id}", request_id=request_id)
+            bind_client(ctx, session, instance, client, reason=f"AttachEai to {client.id}", request_id=request_id)
     except IntegrityError:
         raise ClientAlreadyBound(f"The client instance {client_id} already holds an EAIS instance; detach that one first.") from None
+
+
+def bind_client(
+    ctx: ControllerContext, session: Session, instance: Instance, client: ClientInstance, *, reason: str,
+    request_id: str | None,
+) -> None:
+    """Bind ``instance`` to ``client`` (network checked, client free) and move it to Attaching."""
+    check_network(instance, client)
+    refuse_bound_client(session, client.id)
+    attachment = new_attachment(ctx, session, instance, client)
+    instance.client_instance_id = client.id
+    instance.attachment_id = attachment.id
+    apply(session, instance, Event.ATTACH, now_us=attachment.created_us, reason=reason, request_id=request_id)
+
+
+def refuse_notebook(instance: Instance, action: str, instead: str) -> None:
+    """A notebook (Category jupyter) is started and stopped as a whole, never attached or detached alone."""
+    if instance.category == CATEGORY_JUPYTER:
+        raise InvalidEaiStatus(
+            f"The instance {instance.id} is a notebook (Category jupyter); {action} does not apply to it: use {instead}."
+        )
 
 
 def detach_instance(ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, *, request_id: str) -> None:
     with status_race_refused(instance_id, "detaching"), ctx.db.write() as session:
         instance = owned_instance(session, account_id, region_id, instance_id, family=CATEGORY_EAI)
+        refuse_notebook(instance, "DetachEai", "StopEaiJupyter")
         require_status(instance, Status.IN_USE, "detached", "Only an InUse instance can be detached.")
         apply(session, instance, Event.DETACH, now_us=ctx.clock.now_us(),
               reason=f"DetachEai from {instance.client_instance_id}", request_id=request_id)

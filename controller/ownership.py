@@ -31,8 +31,8 @@ def owned_instance(
 
 
 def require_family(instance: Instance, family: str) -> None:
-    """EAI-family actions take only ``eais`` instances, EI-family actions only ``ei`` ones."""
-    if instance.category == family:
+    """EAI-family actions take ``eais`` instances and notebooks (``jupyter``), EI-family actions only ``ei`` ones."""
+    if (instance.category == CATEGORY_EI) == (family == CATEGORY_EI):
         return
     if instance.category == CATEGORY_EI:
         raise WrongInstanceFamily(

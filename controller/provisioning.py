@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import select, update
@@ -19,22 +20,17 @@ from sqlmodel import Session
 
 from controller.catalogue import require_instance_type, require_region
 from controller.context import ControllerContext
-from controller.errors import (
-    IdempotentParameterMismatch,
-    InDebt,
-    NoPermission,
-    NoResources,
-    VSwitchNotFound,
-)
+from controller.errors import IdempotentParameterMismatch, InDebt, NoPermission, NoResources, VSwitchNotFound
 from controller.ids import new_instance_id
 from controller.lifecycle import apply
 from controller.money import from_micro, to_micro
-from controller.states import CATEGORY_EAI, CATEGORY_EI, Event
+from controller.states import CATEGORY_EAI, CATEGORY_EI, CATEGORY_JUPYTER, Event
 from controller.tables import Account, ClientInstance, IdempotencyRecord, Instance, InstanceTag, Node, Slice
 
 # Per family: the action (its own ClientToken space), the event that creates, and the ID's name in the answer.
 _FAMILY = {
     CATEGORY_EAI: ("CreateEai", Event.CREATE, "ElasticAcceleratedInstanceId"),
+    CATEGORY_JUPYTER: ("CreateEaiJupyter", Event.CREATE, "ElasticAcceleratedInstanceId"),
     CATEGORY_EI: ("CreateEaisEi", Event.CREATE_EI, "EiInstanceId"),
 }
 
@@ -50,19 +46,28 @@ class CreateRequest:
     image: str = ""
     tags: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     client_token: str | None = None
-    category: str = CATEGORY_EAI
+    category: str = CATEGORY_EAI  # CATEGORY_JUPYTER for CreateEaiJupyter, CATEGORY_EI for CreateEaisEi
+    environment: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # CreateEaiJupyter EnvironmentVar
 
     def fingerprint(self) -> str:
         body = {k: v for k, v in asdict(self).items() if k != "client_token"}
+        if self.category == CATEGORY_EAI:  # as before notebooks existed: stored CreateEai tokens keep matching
+            del body["category"], body["environment"]
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def create_instance(ctx: ControllerContext, account_id: str, request: CreateRequest, *, request_id: str) -> str:
+# Runs in the creating transaction once the instance row exists (CreateEaiJupyter adds its notebook).
+AlsoCreate = Callable[[Session, Instance], None]
+
+
+def create_instance(
+    ctx: ControllerContext, account_id: str, request: CreateRequest, *, request_id: str, also: AlsoCreate | None = None
+) -> str:
     """Create an instance and return its ID (the same ID again for a repeated ClientToken)."""
     _check_catalogue(ctx, request)
     try:
         with ctx.db.write() as session:
-            return _create_in_transaction(ctx, session, account_id, request, request_id)
+            return _create_in_transaction(ctx, session, account_id, request, request_id, also)
     except IntegrityError:
         if request.client_token is None:
             raise
@@ -75,7 +80,8 @@ def create_instance(ctx: ControllerContext, account_id: str, request: CreateRequ
 
 
 def _create_in_transaction(
-    ctx: ControllerContext, session: Session, account_id: str, request: CreateRequest, request_id: str
+    ctx: ControllerContext, session: Session, account_id: str, request: CreateRequest, request_id: str,
+    also: AlsoCreate | None,
 ) -> str:
     previous = _previous_result(session, account_id, request)
     if previous is not None:
@@ -94,6 +100,8 @@ def _create_in_transaction(
     )
     apply(session, instance, event, now_us=instance.created_us,
           reason=f"{action} accepted; slice {node.slice_id} reserved", request_id=request_id)
+    if also is not None:
+        also(session, instance)
     session.add_all(InstanceTag(instance_id=instance_id, key=k, value=v) for k, v in request.tags)
     if request.client_token is not None:
         session.add(IdempotencyRecord(

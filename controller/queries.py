@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from controller.context import ControllerContext
 from controller.errors import InvalidParameter
+from controller.notebook_urls import notebook_urls
 from controller.states import LISTED, Status, shown_status, statuses_shown_as
 from controller.tables import ClientInstance, Instance, InstanceTag, ListedCount
 
@@ -38,6 +39,7 @@ class InstanceView:
     tags: list[tuple[str, str]]
     client_name: str
     client_type: str
+    jupyter_url: str = ""  # a notebook's URL with its token, while its server answers (the caller owns it)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,9 @@ def describe_instances(
             total = conn.execute(statements.count, params).scalar_one()
         rows = conn.execute(statements.page, params).all()
         tags = _tags_of(conn, [row.id for row in rows])
-    views = [InstanceView(row, tags.get(row.id, []), row.client_name or "", row.client_type or "") for row in rows]
+        urls = notebook_urls(conn, ctx.box, rows)
+    views = [InstanceView(row, tags.get(row.id, []), row.client_name or "", row.client_type or "", urls.get(row.id, ""))
+             for row in rows]
     return Page(views, total, page_number, page_size)
 
 

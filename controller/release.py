@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel import Session
 
+from controller.changes import touch_vm
 from controller.context import ControllerContext
 from controller.errors import ClientForbidden, InvalidEaiStatus
 from controller.lifecycle import apply, status_race_refused
@@ -24,7 +25,7 @@ from controller.states import (
     Status,
     shown_status,
 )
-from controller.tables import Attachment, Instance, Slice
+from controller.tables import Attachment, Instance, Notebook, Slice
 
 
 def delete_instance(
@@ -79,6 +80,10 @@ def _release(ctx: ControllerContext, session: Session, instance: Instance, *, re
             update(Attachment).where(Attachment.id == instance.attachment_id, Attachment.ended_us.is_(None))
             .values(ended_us=now, end_reason="instance released")
         )
+    notebook = session.get(Notebook, instance.id)
+    if notebook is not None:  # its server stops and its files go (the VM no longer sees it); so does its token
+        touch_vm(session, notebook.client_instance_id)
+        session.delete(notebook)
     # The slice stays out of use until its node confirms the memory is free.
     session.execute(update(Slice).where(Slice.instance_id == instance.id).values(instance_id=None, draining=True))
     apply(session, instance, Event.RELEASE, now_us=now, reason=reason, request_id=request_id)

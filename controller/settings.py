@@ -76,6 +76,7 @@ class LifecycleSettings(BaseModel):
     starting_deadline_s: float = 600.0
     attaching_deadline_s: float = 120.0
     detaching_deadline_s: float = 120.0
+    stopping_deadline_s: float = 120.0  # jupyter block: Stopping -> Unavailable (memory not confirmed free)
     heartbeat_interval_s: float = 10.0
     heartbeat_jitter_s: float = 2.0
     heartbeat_grace_s: float = 30.0  # a node silent for interval+grace is lost

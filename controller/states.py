@@ -33,6 +33,14 @@ stays a function of (status, event)::
     InUse --channel_lost | node_lost--> Unavailable                   (the EAI rows: InUse is shared)
     Unavailable --node_recovered_ei--> Bindable                       (binding dropped)
     any but Released --release--> Released                            (DeleteEaisEi: Force unless Bindable)
+
+Notebooks (Category ``jupyter``, CreateEaiJupyter) use the same rows plus the jupyter block::
+
+    Available --attach--> Attaching --attach_ready--> InUse           (attach_ready also needs the server up)
+    InUse --notebook_stop--> Stopping --detach_done--> Stopped        (StopEaiJupyter: server and worker gone)
+    Available --notebook_stop--> Stopped                              (a notebook whose start failed)
+    Stopped --attach--> Attaching                                     (StartEaiJupyter)
+    Stopping --detach_timeout--> Unavailable;  Stopping | Stopped --node_lost--> Unavailable
 """
 
 from __future__ import annotations
@@ -57,6 +65,10 @@ class Status(StrEnum):
     STARTING_WORKER = "StartingWorker"  # internal: StartEaisEi in flight (DescribeEais shows Bound)
     STOPPING_WORKER = "StoppingWorker"  # internal: StopEaisEi in flight (DescribeEais shows InUse)
     # --- end of the EI family ---
+    # --- jupyter block (issue 12, notebooks) ---
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    # --- end of jupyter block ---
 
 
 class Event(StrEnum):
@@ -83,10 +95,14 @@ class Event(StrEnum):
     STOP = "stop"
     NODE_RECOVERED_EI = "node_recovered_ei"
     # --- end of the EI family ---
+    # --- jupyter block (issue 12, notebooks) ---
+    NOTEBOOK_STOP = "notebook_stop"
+    # --- end of jupyter block ---
 
 
 PENDING, STARTING, AVAILABLE, ATTACHING = Status.PENDING, Status.STARTING, Status.AVAILABLE, Status.ATTACHING
 IN_USE, DETACHING, UNAVAILABLE, RELEASED = Status.IN_USE, Status.DETACHING, Status.UNAVAILABLE, Status.RELEASED
+STOPPING, STOPPED = Status.STOPPING, Status.STOPPED
 
 # (from status, event) -> to status. ``None`` as the from status means "not yet created".
 TRANSITIONS: dict[tuple[Status | None, Event], Status] = {
@@ -107,11 +123,23 @@ TRANSITIONS: dict[tuple[Status | None, Event], Status] = {
     **{(s, Event.NODE_LOST): UNAVAILABLE for s in (STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING)},
     (UNAVAILABLE, Event.NODE_RECOVERED): AVAILABLE,
     **{(s, Event.RELEASE): RELEASED for s in (PENDING, STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE)},
+    # --- jupyter block (issue 12, notebooks): a notebook stops and starts instead of detaching ---
+    (IN_USE, Event.NOTEBOOK_STOP): STOPPING,  # the server stops, the worker is released
+    (AVAILABLE, Event.NOTEBOOK_STOP): STOPPED,  # nothing runs (a start that failed): stop billing at once
+    (STOPPING, Event.DETACH_DONE): STOPPED,
+    (STOPPING, Event.DETACH_TIMEOUT): UNAVAILABLE,
+    (STOPPED, Event.ATTACH): ATTACHING,  # StartEaiJupyter binds the notebook's VM again
+    (STOPPING, Event.NODE_LOST): UNAVAILABLE,
+    (STOPPED, Event.NODE_LOST): UNAVAILABLE,
+    (STOPPING, Event.RELEASE): RELEASED,
+    (STOPPED, Event.RELEASE): RELEASED,
+    # --- end of jupyter block ---
 }
 
 # --- EI family: its statuses, and its rows of the one table ---
 # ``Instance.category`` names the family: DescribeEais ``Category``; each family's actions refuse the other's.
 CATEGORY_EAI, CATEGORY_EI = "eais", "ei"
+CATEGORY_JUPYTER = "jupyter"  # a notebook (CreateEaiJupyter): an EAI-family instance with its server
 CREATING, BINDABLE, EI_BOUND = Status.CREATING, Status.BINDABLE, Status.BOUND
 STARTING_WORKER, STOPPING_WORKER = Status.STARTING_WORKER, Status.STOPPING_WORKER
 EI_STATUSES: frozenset[Status] = frozenset({CREATING, BINDABLE, EI_BOUND, STARTING_WORKER, STOPPING_WORKER})
@@ -140,12 +168,14 @@ def recovery_event(category: str) -> Event:
 # --- end of the EI family ---
 
 # Share of the type's price billed per second in each status (product-rules.md §3; README "Lifecycle and
-# billing"): the full price while a slice is held for an EAI instance or a worker may run for an EI one;
+# billing"): the full price while a slice is held for an EAI instance or a worker may run for an EI one
+# (Stopping too: a notebook's worker still holds the slice, as in Detaching; Stopped is not billed: nothing runs);
 # RESERVE_SHARE while an EI instance holds its slice with no worker (Bindable, Bound): StopEaisEi saves the rest.
 RESERVE_SHARE = Fraction(1, 5)
 BILLED_SHARE: dict[Status, Fraction] = {
     AVAILABLE: Fraction(1), ATTACHING: Fraction(1), IN_USE: Fraction(1), DETACHING: Fraction(1),
     STARTING_WORKER: Fraction(1), STOPPING_WORKER: Fraction(1), BINDABLE: RESERVE_SHARE, EI_BOUND: RESERVE_SHARE,
+    STOPPING: Fraction(1),
 }
 # Billed at all (at the full price or the reserve share).
 BILLABLE: frozenset[Status] = frozenset(BILLED_SHARE)
@@ -154,21 +184,23 @@ TIMEOUT_EVENTS: dict[Status, Event] = {
     PENDING: Event.START_TIMEOUT, STARTING: Event.START_TIMEOUT,
     ATTACHING: Event.ATTACH_TIMEOUT, DETACHING: Event.DETACH_TIMEOUT,
     CREATING: Event.START_TIMEOUT, STARTING_WORKER: Event.ATTACH_TIMEOUT, STOPPING_WORKER: Event.DETACH_TIMEOUT,
+    STOPPING: Event.DETACH_TIMEOUT,  # jupyter block: stopping_deadline_s
 }
 # States that must end by themselves.
 TRANSITIONAL: frozenset[Status] = frozenset(TIMEOUT_EVENTS)
-STABLE: frozenset[Status] = frozenset({AVAILABLE, IN_USE, BINDABLE, EI_BOUND})
+STABLE: frozenset[Status] = frozenset({AVAILABLE, IN_USE, BINDABLE, EI_BOUND, STOPPED})
 # Pending is internal: the console does not show it (product-rules.md §3).
 # StartingWorker and StoppingWorker are internal too: shown as the status they are leaving (SHOWN_AS).
 VISIBLE_IN_CONSOLE: frozenset[Status] = frozenset({
-    STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE, CREATING, BINDABLE, EI_BOUND,
+    STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE, CREATING, BINDABLE, EI_BOUND, STOPPING, STOPPED,
 })
 # Statuses that hold a client binding.
-BOUND: frozenset[Status] = frozenset({ATTACHING, IN_USE, DETACHING, EI_BOUND, STARTING_WORKER, STOPPING_WORKER})
-# A worker is being started and the channel proven (the attach machinery): AttachEai, StartEaisEi.
+BOUND: frozenset[Status] = frozenset({ATTACHING, IN_USE, DETACHING, EI_BOUND, STARTING_WORKER, STOPPING_WORKER, STOPPING})
+# A worker is being started and the channel proven (the attach machinery): AttachEai, StartEaisEi, StartEaiJupyter.
 WORKER_STARTING: frozenset[Status] = frozenset({ATTACHING, STARTING_WORKER})
-# The worker is being stopped and its memory freed (the detach machinery): DetachEai, StopEaisEi.
-WORKER_STOPPING: frozenset[Status] = frozenset({DETACHING, STOPPING_WORKER})
+# The worker is being stopped and its memory freed (the detach machinery: both agents let go, then detach_done
+# or detach_timeout): DetachEai, StopEaisEi, StopEaiJupyter.
+WORKER_STOPPING: frozenset[Status] = frozenset({DETACHING, STOPPING_WORKER, STOPPING})
 # A worker may run, and the attachment token is handed to the agents, only in these.
 SERVING: frozenset[Status] = frozenset({ATTACHING, IN_USE, STARTING_WORKER})
 # Slice being prepared (the node reports it ready): Pending/Starting (EAI), Creating (EI).
@@ -176,8 +208,8 @@ PREPARING: frozenset[Status] = frozenset({PENDING, STARTING, CREATING})
 # An instance in one of these is lost with its node: every status the table lets node_lost leave.
 LOST_WITH_NODE: frozenset[Status] = frozenset(s for (s, e) in TRANSITIONS if e is Event.NODE_LOST and s is not None)
 # DeleteEai: released without Force from these; Force is needed from FORCE_TO_RELEASE.
-RELEASABLE_WITHOUT_FORCE: frozenset[Status] = frozenset({AVAILABLE, IN_USE, UNAVAILABLE})
-FORCE_TO_RELEASE: frozenset[Status] = frozenset({PENDING, STARTING, ATTACHING, DETACHING})
+RELEASABLE_WITHOUT_FORCE: frozenset[Status] = frozenset({AVAILABLE, IN_USE, UNAVAILABLE, STOPPED})
+FORCE_TO_RELEASE: frozenset[Status] = frozenset({PENDING, STARTING, ATTACHING, DETACHING, STOPPING})
 # DeleteEaisEi: without Force only from Bindable (reference §3); Force releases from any other status.
 EI_RELEASABLE_WITHOUT_FORCE: frozenset[Status] = frozenset({BINDABLE})
 EI_FORCE_TO_RELEASE: frozenset[Status] = frozenset({CREATING, EI_BOUND, STARTING_WORKER, IN_USE, STOPPING_WORKER, UNAVAILABLE})

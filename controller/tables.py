@@ -7,6 +7,7 @@ Rules the database itself enforces, so that racing requests cannot break them:
 - ``seen_nonces`` (access key, nonce) is the primary key: a replayed nonce cannot be stored twice.
 - ``idempotency_records`` (account, action, client token) is the primary key.
 - ``bill_items`` (instance, hour) is UNIQUE: an hour is never billed twice.
+- ``notebooks.client_instance_id`` is UNIQUE: a VM hosts at most one notebook.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class ClientInstance(AgentPresence, table=True):
     vcpu: int = 0
     memory_mib: int = 0
     tf_endpoint: str = Field(default="", max_length=255)
+
+
+JUPYTER = "jupyter"  # Instance.category of a notebook (CreateEaiJupyter); ordinary instances are "eais"
 
 
 class Instance(SQLModel, table=True):
@@ -262,3 +266,22 @@ class Lease(SQLModel, table=True):
     epoch: int = _us()
     acquired_us: int = _us()
     expires_us: int = _us()
+
+
+class Notebook(SQLModel, table=True):
+    """The Jupyter server of a notebook instance (Category ``jupyter``, CreateEaiJupyter).
+
+    Written by ``controller.notebooks`` (create, start, stop) and by the VM's reports
+    (``controller.agent_link.notebook_reports``); deleted with its instance (DeleteEai), so its
+    token goes too. ``server_url`` is set only while the server answers for ``server_attachment_id``.
+    """
+
+    __tablename__ = "notebooks"
+    instance_id: str = Field(foreign_key="instances.id", primary_key=True, max_length=40)
+    account_id: str = Field(index=True, max_length=40)
+    client_instance_id: str = Field(index=True, unique=True, max_length=64)  # the VM that runs it; one notebook a VM
+    token_ciphertext: str = Field(max_length=512)  # sealed by the controller's master key
+    environment_json: str = Field(default="[]", max_length=65536)  # [[key, value], ...]
+    server_url: str = Field(default="", max_length=255)  # "http://host:port/", no token
+    server_attachment_id: str | None = Field(default=None, max_length=40)
+    created_us: int = _us()

@@ -32,7 +32,7 @@ def _created_at(millis: str) -> str:
 
 @exits
 def instances(
-    status: Annotated[str, typer.Option(help="Pending, Starting, Available, Attaching, InUse, Detaching, Unavailable")] = "",
+    status: Annotated[str, typer.Option(help="Pending, Starting, Available, Attaching, InUse, Detaching, Unavailable, Stopping, Stopped")] = "",
     instance_type: Annotated[str, typer.Option("--type", help="e.g. eais.ei-a6.xlarge")] = "",
     name: Annotated[str, typer.Option(help="instance name; * matches anything")] = "",
     tag: Tags = None,
@@ -115,7 +115,7 @@ def detach(
 @exits
 def release(
     instance_id: str,
-    force: Annotated[bool, typer.Option(help="also while Starting, Attaching or Detaching (abandons that operation)")] = False,
+    force: Annotated[bool, typer.Option(help="also while Starting, Attaching, Detaching or Stopping (abandons that operation)")] = False,
     profile: Profile = "", credentials: CredentialsFile = None, endpoint: Endpoint = "", region: Region = "",
     output: Output = OutputFormat.table,
 ) -> None:

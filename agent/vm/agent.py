@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from agent.actual_state_reporter import ActualStateReporter
@@ -26,9 +28,12 @@ from agent.vm.channel.view import starting_view
 from agent.vm.endpoint import TfEndpoint
 from agent.vm.identity import vm_registration
 from agent.vm.metrics import VmMetrics
+from agent.vm.notebooks.follower import NotebookFollower
+from agent.vm.notebooks.launch import NotebookLaunch, sandbox_uid
+from agent.vm.notebooks.server import ServerTiming
 from agent.vm.refusal_server import RefusalServer, refusal_socket_path
 from agent.vm.routing import ConnectionRouter
-from agent.vm.settings import VmAgentSettings, resolve_controller_trust, resolve_identity
+from agent.vm.settings import SettingsError, VmAgentSettings, resolve_controller_trust, resolve_identity
 from agent.vm.status import status_document
 from agent.vm.tf_version import local_tf_version
 from eais_plumbing.metrics_server import MetricsServer
@@ -46,6 +51,7 @@ class VmAgent:
     def __init__(self, settings: VmAgentSettings, *, say: Callable[[str], None] = say_line) -> None:
         self.settings, self.identity = settings, resolve_identity(settings)  # SettingsError before anything starts
         self.trust = resolve_controller_trust(settings)
+        self._notebook_uid = _notebook_uid(settings)  # SettingsError before anything starts, too
         self._say, self._timing = say, settings.timing
         self.agent_tf_version = local_tf_version()
         self.registered, self._stopping = threading.Event(), threading.Event()
@@ -59,6 +65,7 @@ class VmAgent:
         self._link: ControllerLink | None = None
         self._reporter: ActualStateReporter | None = None
         self._follower: AttachmentFollower | None = None
+        self._notebooks: NotebookFollower | None = None
         self.heartbeats: Counter[str] = Counter()  # ok, failed
         self.metrics: MetricsServer | None = None
 
@@ -96,7 +103,9 @@ class VmAgent:
             self.identity.client_instance_id, ca_pem=self._ca_pem, publish=self.router.publish,
             report_soon=lambda force: self._reporter.poke(force=force), timing=self._timing,
             local_tf_version=self.agent_tf_version, say=self._say, gateway_bytes_at=self.router.last_gateway_bytes_at)
-        self._reporter = ActualStateReporter(link.report, self._follower.actual_state, self._timing.report_repeat_s)
+        self._notebooks = NotebookFollower(self._notebook_launch(), lambda: self._reporter.poke(force=False),
+                                           ServerTiming(start_timeout_s=self.settings.notebook_start_timeout_s))
+        self._reporter = ActualStateReporter(link.report, self._actual_state, self._timing.report_repeat_s)
         self._thread(self._follow_controller, "controller-link")
         self._say(f"endpoint for TensorFlow listening on {self.endpoint.address}; registering "
                   f"{self.identity.client_instance_id} with the controller at {self.settings.controller}"
@@ -132,6 +141,8 @@ class VmAgent:
         self._stopping.set()
         if self._follower is not None:
             self._follower.stop()
+        if self._notebooks is not None:
+            self._notebooks.stop()
         if self._link is not None:
             self._link.close()
         self.endpoint.stop()
@@ -151,6 +162,7 @@ class VmAgent:
             self._thread(self._beat, "heartbeats")
             self._thread(self._report, "reporter")
             for desired in link.desired_states(self._stopping):
+                self._notebooks.follow(desired.vm.notebooks)  # first: a stopping notebook's server goes before its channel
                 self._follower.follow(desired.vm)
         except LinkRefused as refusal:
             self._give_up(str(refusal))
@@ -180,6 +192,21 @@ class VmAgent:
             self._say(f"error: {reason}; the agent stops")
             self._stopping.set()
 
+    def _actual_state(self) -> pb.ActualStateReport:
+        """The channel and the notebook servers, as one report."""
+        report = self._follower.actual_state()
+        report.vm.notebooks.extend(self._notebooks.actual())
+        return report
+
+    def _notebook_launch(self) -> NotebookLaunch:
+        settings = self.settings
+        default_root = Path(tempfile.gettempdir()) / f"eais-notebooks-{self.identity.client_instance_id}"
+        return NotebookLaunch(
+            root=settings.notebook_dir or default_root,
+            bind_host=settings.notebook_host, url_host=settings.notebook_url_host or settings.notebook_host,
+            tf_endpoint=self.endpoint.address, uid=self._notebook_uid,
+        )
+
     def _ca_pem(self) -> str:
         registration = self._link.last_registration if self._link else None
         return registration.ca_certificate_pem if registration else ""
@@ -191,6 +218,15 @@ class VmAgent:
     @staticmethod
     def _thread(target: Callable[[], None], name: str) -> None:
         threading.Thread(target=target, name=name, daemon=True).start()
+
+
+def _notebook_uid(settings: VmAgentSettings) -> int | None:
+    try:
+        uid, why = sandbox_uid(settings.notebook_uid, sys.executable)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+    log.info(why)
+    return uid
 
 
 class _StatusLines:

@@ -51,6 +51,10 @@ def run(
     instance_type: Annotated[str | None, typer.Option(help="This VM's own instance type, e.g. ecs.g7.large.")] = None,
     access_key_id: Annotated[str | None, typer.Option(help="AccessKey ID of the account this VM belongs to; its secret comes from EAIS_AGENT_ACCESS_KEY_SECRET, the config file or the credentials file, never a flag.")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="The agent's small state (its refusal socket). Default $STATE_DIRECTORY or ~/.local/state/eais-agent.")] = None,
+    notebook_host: Annotated[str | None, typer.Option(help="Address notebook servers (CreateEaiJupyter) listen on. Default 127.0.0.1; the VM's private address to reach them from the VPC.")] = None,
+    notebook_url_host: Annotated[str | None, typer.Option(help="Address DescribeEais JupyterUrl names. Default: --notebook-host.")] = None,
+    notebook_uid: Annotated[str | None, typer.Option(help="uid notebook servers run as: a number (agent as root), 'none' (the agent's own) or 'auto' (default).")] = None,
+    notebook_dir: Annotated[Path | None, typer.Option(help="Where notebooks' homes live (kept across StopEaiJupyter). Default <tmp>/eais-notebooks-<client instance id>.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also log each channel attempt and relay change.")] = False,
 ) -> None:
     """Run the agent until SIGTERM or Ctrl-C: register, follow attach/detach, serve or refuse TensorFlow calls."""
@@ -60,7 +64,8 @@ def run(
                          endpoint=endpoint, metrics_port=metrics_port, metrics_host=metrics_host,
                          client_instance_id=client_instance_id, region_id=region, zone_id=zone, vpc_id=vpc_id,
                          vswitch_id=vswitch_id, kind=kind, name=name, instance_type=instance_type,
-                         access_key_id=access_key_id, state_dir=state_dir)
+                         access_key_id=access_key_id, state_dir=state_dir, notebook_host=notebook_host,
+                         notebook_url_host=notebook_url_host, notebook_uid=notebook_uid, notebook_dir=notebook_dir)
     from agent.vm.agent import VmAgent, say_line  # the service's imports, not the status command's
 
     try:

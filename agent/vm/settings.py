@@ -85,6 +85,17 @@ class VmAgentSettings(LayeredSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics on this port; 0: none")
     metrics_host: str = Field(default="127.0.0.1", description="address the /metrics listener binds")
     state_dir: Path | None = Field(default=None, description="default: $STATE_DIRECTORY, else ~/.local/state/eais-agent")
+    notebook_host: str = Field(default="127.0.0.1", description="address notebook servers (CreateEaiJupyter) listen on")
+    notebook_url_host: str = Field(
+        default="", description="address JupyterUrl names (default: notebook_host); set it when listening on 0.0.0.0")
+    notebook_uid: str = Field(
+        default="auto", pattern=r"^(auto|none|[1-9][0-9]{0,9})$",
+        description="uid notebook servers run as: a number (the agent must be root), 'none' (the agent's own), or "
+        "'auto' (62000 when root and the Python install is readable by every user, else the agent's own)")
+    notebook_dir: Path | None = Field(
+        default=None, description="notebook homes (kept across StopEaiJupyter, removed on DeleteEai); "
+        "default <tmp>/eais-notebooks-<client instance id>")
+    notebook_start_timeout_s: float = Field(default=60.0, gt=0, description="a notebook server not answering by then failed")
     timing: AgentTiming = Field(default_factory=AgentTiming)
 
     def resolved_state_dir(self) -> Path:

@@ -102,7 +102,7 @@ def apply_node_report(ctx: ControllerContext, node_id: str, reports: Sequence[Sl
         for report in sorted(reports, key=lambda r: r.slice_id):  # rows locked in one order: no deadlock
             try:
                 with nullcontext() if dry_run else session.begin_nested():
-                    transitions = _act_on_slice(session, node_id, report, now, outcome.notes, sample_gap_us)
+                    transitions = _act_on_slice(ctx, session, node_id, report, now, outcome.notes, sample_gap_us)
             except IllegalTransition as exc:  # another writer moved the instance first; the next report retries
                 outcome.notes.append(f"slice {report.slice_id}: not applied, the instance changed meanwhile ({exc}); "
                                      "report again")
@@ -163,7 +163,8 @@ def _check_slice_ids(node_id: str, reports: Sequence[SliceReport]) -> None:
 
 
 def _act_on_slice(
-    session: Session, node_id: str, report: SliceReport, now: int, notes: list[str], sample_gap_us: int
+    ctx: ControllerContext, session: Session, node_id: str, report: SliceReport, now: int, notes: list[str],
+    sample_gap_us: int,
 ) -> list[Transition]:
     row = session.get(Slice, report.slice_id)
     if row is None or row.node_id != node_id:
@@ -178,7 +179,7 @@ def _act_on_slice(
                      f"instance {instance.id}; stale report ignored")
         return []
     node = session.get(Node, node_id)
-    transitions = _slice_rules(session, node, instance, report, now, notes) if node else []
+    transitions = _slice_rules(ctx, session, node, instance, report, now, notes) if node else []
     _keep_usage(session, instance, report, now, sample_gap_us, notes)
     return transitions
 
@@ -215,13 +216,18 @@ def _settle_released_slice(session: Session, row: Slice, report: SliceReport, no
 
 
 def _slice_rules(
-    session: Session, node: Node, instance: Instance, report: SliceReport, now: int, notes: list[str]
+    ctx: ControllerContext, session: Session, node: Node, instance: Instance, report: SliceReport, now: int,
+    notes: list[str],
 ) -> list[Transition]:
     status, said = Status(instance.status), _node_said(node.id, report)
     if status is Status.PENDING and report.phase is SlicePhase.PREPARING:
         return [apply(session, instance, Event.SLICE_PREPARING, now_us=now, reason=said)]
     if status in PREPARING and report.phase is SlicePhase.READY:
-        return [apply(session, instance, Event.SLICE_READY, now_us=now, reason=said)]
+        ready = [apply(session, instance, Event.SLICE_READY, now_us=now, reason=said)]
+        from controller.notebooks import bind_new_notebook  # here: notebooks -> binding -> agent_link is a cycle
+
+        bind_new_notebook(ctx, session, instance, notes)  # a notebook goes on to Attaching at once
+        return ready
     if status is Status.UNAVAILABLE and node.online and report.phase is SlicePhase.READY and report.free:
         return [apply(session, instance, recovery_event(instance.category), now_us=now, reason=said)]
     if status in WORKER_STARTING:

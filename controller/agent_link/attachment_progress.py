@@ -5,6 +5,8 @@ The two ends of an attachment leave their marks on its row:
   proven). While Detaching, each is cleared again when that end reports it has let go (memory
   free, channel closed); only ``attach_ready`` can reach InUse, and it needs both set, so a
   cleared mark during Detaching always means "this end is done".
+- a notebook's ``server_attachment_id`` (``notebooks``): set when its VM reports the Jupyter server
+  answering for this attachment; a notebook needs it too before InUse.
 - ``ended_us`` / ``end_reason``: set once, when the binding ends (failed, detached, node lost).
 Instances move only through ``controller.lifecycle.apply``.
 
@@ -24,7 +26,7 @@ from controller.clock import US_PER_S
 from controller.db import DRY_RUN, after_commit
 from controller.lifecycle import apply
 from controller.states import WORKER_STARTING, WORKER_STOPPING, Event
-from controller.tables import Attachment, Instance, Transition
+from controller.tables import Attachment, Instance, Notebook, Transition
 
 
 def current_attachment(session: Session, instance: Instance) -> Attachment | None:
@@ -60,9 +62,13 @@ def attach_ready_if_both_ends_ready(
         return []
     if attachment.node_ready_us is None or attachment.vm_ready_us is None:
         return []
+    notebook = session.get(Notebook, instance.id)
+    if notebook is not None and notebook.server_attachment_id != attachment.id:
+        return []  # a notebook is InUse only once its Jupyter server answers too
     reason = (
         f"node {attachment.node_id} reported the worker ready and VM {attachment.client_instance_id} "
         f"proved the channel for attachment {attachment.id}"
+        + (f" and serves the notebook at {notebook.server_url}" if notebook is not None else "")
     )
     took_s = (now_us - attachment.created_us) / US_PER_S
     after_commit(session, lambda: ATTACH_SECONDS.observe(took_s))
@@ -82,7 +88,7 @@ def fail_attach(
 def detach_done_if_both_ends_let_go(
     session: Session, instance: Instance, attachment: Attachment, now_us: int, *, vm_online: bool, cause: str
 ) -> list[Transition]:
-    """Detaching -> Available (StoppingWorker -> Bound) once the node freed the memory and the VM closed (or is offline)."""
+    """Detaching -> Available (StoppingWorker -> Bound, Stopping -> Stopped) once the node freed the memory and the VM closed (or is offline)."""
     if instance.status not in WORKER_STOPPING or instance.attachment_id != attachment.id:
         return []
     if attachment.node_ready_us is not None:

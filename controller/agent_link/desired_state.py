@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from sqlmodel import Session, select
 
+from controller.agent_link.notebook_grants import NotebookGrant, notebook_grants
 from controller.context import ControllerContext
 from controller.db import in_chunks
 from controller.key_store import SecretBox
@@ -75,6 +76,7 @@ class VmGrant:
 class VmDesired:
     client_instance_id: str
     attachment: VmGrant | None
+    notebooks: tuple[NotebookGrant, ...] = ()
 
 
 def node_desired_state(ctx: ControllerContext, node_id: str) -> NodeDesired:
@@ -130,13 +132,15 @@ def vm_desired_states(ctx: ControllerContext, client_instance_ids: Collection[st
                      for row in session.exec(select(Instance).where(Instance.client_instance_id.in_(chunk))).all()]
         attachments = _by_id(session, Attachment, [i.attachment_id for i in instances if i.attachment_id])
         nodes = _by_id(session, Node, [a.node_id for a in attachments.values()])
-    states = {vm_id: VmDesired(vm_id, None) for vm_id in client_instance_ids}
+        notebooks = notebook_grants(session, client_instance_ids, ctx.box)
+    states = {vm_id: VmDesired(vm_id, None, notebooks.get(vm_id, ())) for vm_id in client_instance_ids}
     for instance in instances:
         attachment = attachments.get(instance.attachment_id or "")
         # Defensive: only an attachment that binds this very VM is ever shown to it.
         if attachment is not None and attachment.client_instance_id == instance.client_instance_id:
             grant = _vm_grant(instance, attachment, nodes.get(attachment.node_id), ctx.box)
-            states[instance.client_instance_id] = VmDesired(instance.client_instance_id, grant)
+            vm_id = instance.client_instance_id
+            states[vm_id] = VmDesired(vm_id, grant, states[vm_id].notebooks)
     return states
 
 

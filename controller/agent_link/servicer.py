@@ -25,6 +25,7 @@ from controller.agent_link.desired_state import NodeDesired, VmDesired, node_des
 from controller.agent_link.grpc_errors import translate_errors
 from controller.agent_link.heartbeat_book import HeartbeatBook
 from controller.agent_link.link_metrics import count_heartbeat
+from controller.agent_link.notebook_reports import apply_notebook_reports
 from controller.agent_link.registration import Registration, register_node, register_vm
 from controller.agent_link.sessions import AgentIdentity, AgentKind, SessionCache, session_token_hash
 from controller.agent_link.streams import Stream, StreamRegistry
@@ -111,6 +112,10 @@ class AgentLinkServicer(agents_pb2_grpc.AgentLinkServicer):
             outcome = await self._db(apply_node_report, self._ctx, agent.agent_id, wire.slice_reports(request.node))
         else:
             outcome = await self._db(apply_vm_report, self._ctx, agent.agent_id, wire.channel_report(request.vm))
+            notebooks = await self._db(apply_notebook_reports, self._ctx, agent.agent_id,
+                                       wire.notebook_reports(request.vm))
+            outcome.transitions.extend(notebooks.transitions)
+            outcome.notes.extend(notebooks.notes)
         return wire.report_ack(outcome)
 
     async def _session(self, context: grpc.aio.ServicerContext) -> tuple[AgentIdentity, str]:

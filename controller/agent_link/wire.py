@@ -18,6 +18,7 @@ from controller.agent_link.desired_state import (
     SliceRole,
     VmDesired,
 )
+from controller.agent_link.notebook_reports import NotebookReport, ServerState
 from controller.agent_link.registration import Registration
 from controller.agent_link.registration_rules import NodeInfo, SliceOfferInfo, VmInfo
 from controller.agent_link.sessions import AgentKind
@@ -41,6 +42,12 @@ _CHANNELS = {
     pb.CHANNEL_STATE_IDLE: ChannelState.IDLE, pb.CHANNEL_STATE_OPENING: ChannelState.OPENING,
     pb.CHANNEL_STATE_PROVEN: ChannelState.PROVEN, pb.CHANNEL_STATE_CLOSED: ChannelState.CLOSED,
     pb.CHANNEL_STATE_FAILED: ChannelState.FAILED, pb.CHANNEL_STATE_BROKEN: ChannelState.BROKEN,
+}
+
+
+_SERVER_STATES = {
+    pb.NOTEBOOK_SERVER_STATE_NONE: ServerState.NONE, pb.NOTEBOOK_SERVER_STATE_STARTING: ServerState.STARTING,
+    pb.NOTEBOOK_SERVER_STATE_READY: ServerState.READY, pb.NOTEBOOK_SERVER_STATE_FAILED: ServerState.FAILED,
 }
 
 
@@ -114,6 +121,16 @@ def channel_report(message: pb.VmActualState) -> ChannelReport:
     )
 
 
+def notebook_reports(message: pb.VmActualState) -> list[NotebookReport]:
+    return [
+        NotebookReport(
+            instance_id=entry.instance_id, state=_SERVER_STATES.get(entry.state, ServerState.UNKNOWN), url=entry.url,
+            attachment_id=entry.attachment_id, failure_reason=entry.failure_reason[:MAX_REASON],
+        )
+        for entry in message.notebooks
+    ]
+
+
 def heartbeat_deadline(deadline_us: int, now_us: int) -> pb.HeartbeatDeadline:
     return pb.HeartbeatDeadline(deadline_us=deadline_us, beat_within_ms=max(0, (deadline_us - now_us) // 1000))
 
@@ -159,6 +176,12 @@ def vm_desired_message(state: VmDesired, now_us: int) -> pb.DesiredState:
             instance_id=grant.instance_id, instance_type=grant.instance_type, status=INSTANCE_STATUSES[grant.status],
             node_gateway_address=grant.node_gateway_address, attachment_id=grant.attachment_id,
             attachment_token=grant.token, node_tf_version=grant.node_tf_version,
+        ))
+    for notebook in state.notebooks:
+        message.vm.notebooks.append(pb.VmNotebook(
+            instance_id=notebook.instance_id, serve=notebook.serve, token=notebook.token,
+            attachment_id=notebook.attachment_id,
+            environment=[pb.EnvironmentVariable(key=key, value=value) for key, value in notebook.environment],
         ))
     return message
 

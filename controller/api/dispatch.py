@@ -8,6 +8,7 @@ from typing import Any
 from controller.api import ei_actions as ei
 from controller.api import instance_actions as inst
 from controller.api import metrics_actions as metrics
+from controller.api import notebook_actions as notebooks
 from controller.api import tag_actions as tags
 from controller.api.action_call import ActionCall
 from controller.api.request_outcome import UNKNOWN_ACTION
@@ -35,6 +36,9 @@ HANDLERS: dict[str, Handler] = {
     "StopEaisEi": ei.stop_eais_ei,
     "DetachEaisEi": ei.detach_eais_ei,
     "DeleteEaisEi": ei.delete_eais_ei,
+    "CreateEaiJupyter": notebooks.create_eai_jupyter,
+    "StartEaiJupyter": notebooks.start_eai_jupyter,
+    "StopEaiJupyter": notebooks.stop_eai_jupyter,
 }
 
 _NO_COMPUTE = (
@@ -45,7 +49,6 @@ _NO_COMPUTE = (
 # Part of EAIS 2019-06-24, answered with UnsupportedOperation (listed in the README), and why.
 NOT_YET_SUPPORTED: dict[str, str] = {
     "CreateEaiEcs": _NO_COMPUTE, "CreateEaiEci": _NO_COMPUTE, "CreateEaiAll": _NO_COMPUTE,
-    **dict.fromkeys(("CreateEaiJupyter", "StartEaiJupyter", "StopEaiJupyter"), ""),
 }
 
 

@@ -25,7 +25,7 @@ def instance_json(view: InstanceView) -> dict[str, Any]:
         "ElasticAcceleratedInstanceId": inst.id,
         "InstanceName": inst.name,
         "InstanceType": inst.instance_type,
-        "JupyterUrl": "",
+        "JupyterUrl": view.jupyter_url,
         "PaymentType": inst.payment_type,
         "RegionId": inst.region_id,
         "ResourceGroupId": inst.resource_group_id,

@@ -20,13 +20,16 @@ KNOWN_CODES = {spec.code for spec in ERROR_TABLE.values()}
 NAMES = ["RegionId", "InstanceType", "ElasticAcceleratedInstanceId", "ClientInstanceId", "ElasticAcceleratedInstanceIds",
          "PageSize", "PageNumber", "Force", "Status", "InstanceName", "ClientToken", "Tag.1.Key", "Tag.1.Value",
          "Tag.21.Key", "ResourceId.1", "ResourceType", "TagKey.1", "All", "NextToken", "ResourceGroupId",
-         "ResourceRegionId", "VSwitchId", "EiInstanceId", "EiInstanceType", "SecurityGroupId"]
+         "ResourceRegionId", "VSwitchId", "EiInstanceId", "EiInstanceType", "SecurityGroupId", "EaisType", "EaisName",
+         "EnvironmentVar", "InstanceId"]
 EI_ACTIONS = sorted(a for a in HANDLERS if a.endswith("EaisEi"))
 hostile_text = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["cn-hangzhou", "eais.ei-a6.2xlarge", "[", "[]", '["a"]', "[1]", "{}", "null", "-1", "0",
                      "99999999999999999999", "True", "false", "*", "%", "\\", "rg-1", "i-vm1", "instance",
-                     "x" * 3000, "'; DROP TABLE instances; --", "\u202e\u0000"]),
+                     "x" * 3000, "'; DROP TABLE instances; --", "\u202e\u0000", "vsw-1", "sg-1",
+                     '[{"Key":"A","Value":"1"}]', '[{"Key":"HOME","Value":"/"}]', '[{"Key":1}]', '[{"Key":"A"},{"Key":"A"}]',
+                     '[{"Key":"A","Value":{"x":1}}]', "[" * 5000, '{"Key":"A"}']),
 )
 
 

@@ -36,6 +36,8 @@ class InstanceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INSTANCE_STATUS_IN_USE: _ClassVar[InstanceStatus]
     INSTANCE_STATUS_DETACHING: _ClassVar[InstanceStatus]
     INSTANCE_STATUS_UNAVAILABLE: _ClassVar[InstanceStatus]
+    INSTANCE_STATUS_STOPPING: _ClassVar[InstanceStatus]
+    INSTANCE_STATUS_STOPPED: _ClassVar[InstanceStatus]
 
 class SliceRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -68,6 +70,14 @@ class ChannelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANNEL_STATE_CLOSED: _ClassVar[ChannelState]
     CHANNEL_STATE_FAILED: _ClassVar[ChannelState]
     CHANNEL_STATE_BROKEN: _ClassVar[ChannelState]
+
+class NotebookServerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NOTEBOOK_SERVER_STATE_UNSPECIFIED: _ClassVar[NotebookServerState]
+    NOTEBOOK_SERVER_STATE_NONE: _ClassVar[NotebookServerState]
+    NOTEBOOK_SERVER_STATE_STARTING: _ClassVar[NotebookServerState]
+    NOTEBOOK_SERVER_STATE_READY: _ClassVar[NotebookServerState]
+    NOTEBOOK_SERVER_STATE_FAILED: _ClassVar[NotebookServerState]
 AGENT_KIND_UNSPECIFIED: AgentKind
 AGENT_KIND_NODE: AgentKind
 AGENT_KIND_VM: AgentKind
@@ -86,6 +96,8 @@ INSTANCE_STATUS_ATTACHING: InstanceStatus
 INSTANCE_STATUS_IN_USE: InstanceStatus
 INSTANCE_STATUS_DETACHING: InstanceStatus
 INSTANCE_STATUS_UNAVAILABLE: InstanceStatus
+INSTANCE_STATUS_STOPPING: InstanceStatus
+INSTANCE_STATUS_STOPPED: InstanceStatus
 SLICE_ROLE_UNSPECIFIED: SliceRole
 SLICE_ROLE_IDLE: SliceRole
 SLICE_ROLE_SERVE: SliceRole
@@ -106,6 +118,11 @@ CHANNEL_STATE_PROVEN: ChannelState
 CHANNEL_STATE_CLOSED: ChannelState
 CHANNEL_STATE_FAILED: ChannelState
 CHANNEL_STATE_BROKEN: ChannelState
+NOTEBOOK_SERVER_STATE_UNSPECIFIED: NotebookServerState
+NOTEBOOK_SERVER_STATE_NONE: NotebookServerState
+NOTEBOOK_SERVER_STATE_STARTING: NotebookServerState
+NOTEBOOK_SERVER_STATE_READY: NotebookServerState
+NOTEBOOK_SERVER_STATE_FAILED: NotebookServerState
 
 class SliceOffer(_message.Message):
     __slots__ = ("local_id", "instance_type", "gpu_index", "memory_mib")
@@ -276,12 +293,36 @@ class NodeAttachment(_message.Message):
     def __init__(self, attachment_id: _Optional[str] = ..., attachment_token: _Optional[str] = ..., client_instance_id: _Optional[str] = ...) -> None: ...
 
 class VmDesiredState(_message.Message):
-    __slots__ = ("client_instance_id", "attachment")
+    __slots__ = ("client_instance_id", "attachment", "notebooks")
     CLIENT_INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     ATTACHMENT_FIELD_NUMBER: _ClassVar[int]
+    NOTEBOOKS_FIELD_NUMBER: _ClassVar[int]
     client_instance_id: str
     attachment: VmAttachment
-    def __init__(self, client_instance_id: _Optional[str] = ..., attachment: _Optional[_Union[VmAttachment, _Mapping]] = ...) -> None: ...
+    notebooks: _containers.RepeatedCompositeFieldContainer[VmNotebook]
+    def __init__(self, client_instance_id: _Optional[str] = ..., attachment: _Optional[_Union[VmAttachment, _Mapping]] = ..., notebooks: _Optional[_Iterable[_Union[VmNotebook, _Mapping]]] = ...) -> None: ...
+
+class EnvironmentVariable(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class VmNotebook(_message.Message):
+    __slots__ = ("instance_id", "serve", "token", "environment", "attachment_id")
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
+    ATTACHMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    instance_id: str
+    serve: bool
+    token: str
+    environment: _containers.RepeatedCompositeFieldContainer[EnvironmentVariable]
+    attachment_id: str
+    def __init__(self, instance_id: _Optional[str] = ..., serve: bool = ..., token: _Optional[str] = ..., environment: _Optional[_Iterable[_Union[EnvironmentVariable, _Mapping]]] = ..., attachment_id: _Optional[str] = ...) -> None: ...
 
 class VmAttachment(_message.Message):
     __slots__ = ("instance_id", "instance_type", "status", "node_gateway_address", "attachment_id", "attachment_token", "node_tf_version")
@@ -342,16 +383,32 @@ class NodeActualState(_message.Message):
     def __init__(self, slices: _Optional[_Iterable[_Union[SliceActualState, _Mapping]]] = ...) -> None: ...
 
 class VmActualState(_message.Message):
-    __slots__ = ("attachment_id", "channel", "failure_reason", "round_trip_us")
+    __slots__ = ("attachment_id", "channel", "failure_reason", "round_trip_us", "notebooks")
     ATTACHMENT_ID_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     ROUND_TRIP_US_FIELD_NUMBER: _ClassVar[int]
+    NOTEBOOKS_FIELD_NUMBER: _ClassVar[int]
     attachment_id: str
     channel: ChannelState
     failure_reason: str
     round_trip_us: int
-    def __init__(self, attachment_id: _Optional[str] = ..., channel: _Optional[_Union[ChannelState, str]] = ..., failure_reason: _Optional[str] = ..., round_trip_us: _Optional[int] = ...) -> None: ...
+    notebooks: _containers.RepeatedCompositeFieldContainer[NotebookActualState]
+    def __init__(self, attachment_id: _Optional[str] = ..., channel: _Optional[_Union[ChannelState, str]] = ..., failure_reason: _Optional[str] = ..., round_trip_us: _Optional[int] = ..., notebooks: _Optional[_Iterable[_Union[NotebookActualState, _Mapping]]] = ...) -> None: ...
+
+class NotebookActualState(_message.Message):
+    __slots__ = ("instance_id", "state", "url", "failure_reason", "attachment_id")
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTACHMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    instance_id: str
+    state: NotebookServerState
+    url: str
+    failure_reason: str
+    attachment_id: str
+    def __init__(self, instance_id: _Optional[str] = ..., state: _Optional[_Union[NotebookServerState, str]] = ..., url: _Optional[str] = ..., failure_reason: _Optional[str] = ..., attachment_id: _Optional[str] = ...) -> None: ...
 
 class ActualStateReport(_message.Message):
     __slots__ = ("observed_us", "node", "vm")
