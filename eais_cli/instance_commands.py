@@ -32,7 +32,8 @@ def _created_at(millis: str) -> str:
 
 @exits
 def instances(
-    status: Annotated[str, typer.Option(help="Pending, Starting, Available, Attaching, InUse, Detaching, Unavailable")] = "",
+    status: Annotated[str, typer.Option(help="Pending, Starting, Available, Attaching, InUse, Detaching, Unavailable; "
+                                             "EI: Creating, Bindable, Bound")] = "",
     instance_type: Annotated[str, typer.Option("--type", help="e.g. eais.ei-a6.xlarge")] = "",
     name: Annotated[str, typer.Option(help="instance name; * matches anything")] = "",
     tag: Tags = None,
