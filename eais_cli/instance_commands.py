@@ -32,7 +32,12 @@ def _created_at(millis: str) -> str:
 
 @exits
 def instances(
+<<<<<<< HEAD
     status: Annotated[str, typer.Option(help="Pending, Starting, Available, Attaching, InUse, Detaching, Unavailable, Stopping, Stopped")] = "",
+=======
+    status: Annotated[str, typer.Option(help="Pending, Starting, Available, Attaching, InUse, Detaching, Unavailable; "
+                                             "EI: Creating, Bindable, Bound")] = "",
+>>>>>>> ei
     instance_type: Annotated[str, typer.Option("--type", help="e.g. eais.ei-a6.xlarge")] = "",
     name: Annotated[str, typer.Option(help="instance name; * matches anything")] = "",
     tag: Tags = None,
@@ -78,7 +83,7 @@ def create(
         v_switch_id=vswitch or cli.creds.vswitch_id or None, resource_group_id=resource_group or None,
         client_token=client_token or None, tag=_tags(tag, models.CreateEaiRequestTag) or None)
     instance_id = cli.call(lambda c: c.create_eai(request)).body.elastic_accelerated_instance_id
-    _report(cli, instance_id, CREATED if wait else None, timeout)
+    report_instance(cli, instance_id, CREATED if wait else None, timeout)
 
 
 @exits
@@ -96,7 +101,7 @@ def attach(
         raise typer.BadParameter("name the VM with --client (no eais up file says which VM this host is)")
     cli.call(lambda c: c.attach_eai(models.AttachEaiRequest(
         region_id=cli.region, elastic_accelerated_instance_id=instance_id, client_instance_id=vm)))
-    _report(cli, instance_id, ATTACHED if wait else None, timeout)
+    report_instance(cli, instance_id, ATTACHED if wait else None, timeout)
 
 
 @exits
@@ -109,7 +114,7 @@ def detach(
     cli = session(profile, credentials, endpoint, region, output)
     cli.call(lambda c: c.detach_eai(models.DetachEaiRequest(region_id=cli.region,
                                                             elastic_accelerated_instance_id=instance_id)))
-    _report(cli, instance_id, DETACHED if wait else None, timeout)
+    report_instance(cli, instance_id, DETACHED if wait else None, timeout)
 
 
 @exits
@@ -155,7 +160,7 @@ def tag(
         print_table(None, ["Key", "Value"], pairs, empty=f"{instance_id} has no tags.")
 
 
-def _report(cli: Session, instance_id: str, goal: Goal | None, timeout_s: float) -> None:
+def report_instance(cli: Session, instance_id: str, goal: Goal | None, timeout_s: float) -> None:
     """Print the instance's ID (and status); with a goal, wait for it first."""
     seconds = wait_for(cli.client, cli.creds.endpoint, cli.region, instance_id, goal, timeout_s) if goal else None
     if cli.json:

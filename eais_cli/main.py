@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from eais_cli import account_commands, instance_commands, notebook_commands
+from eais_cli import account_commands, ei_commands, instance_commands, notebook_commands
 from eais_cli.say import say
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
@@ -81,6 +81,7 @@ def up(
 
 
 instance_commands.register(app)
+ei_commands.register(app)
 account_commands.register(app)
 notebook_commands.register(app)
 
