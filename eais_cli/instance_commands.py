@@ -32,12 +32,8 @@ def _created_at(millis: str) -> str:
 
 @exits
 def instances(
-<<<<<<< HEAD
-    status: Annotated[str, typer.Option(help="Pending, Starting, Available, Attaching, InUse, Detaching, Unavailable, Stopping, Stopped")] = "",
-=======
     status: Annotated[str, typer.Option(help="Pending, Starting, Available, Attaching, InUse, Detaching, Unavailable; "
-                                             "EI: Creating, Bindable, Bound")] = "",
->>>>>>> ei
+                                             "notebooks: Stopping, Stopped; EI: Creating, Bindable, Bound")] = "",
     instance_type: Annotated[str, typer.Option("--type", help="e.g. eais.ei-a6.xlarge")] = "",
     name: Annotated[str, typer.Option(help="instance name; * matches anything")] = "",
     tag: Tags = None,
