@@ -152,3 +152,12 @@ def test_an_agent_killed_with_sigkill_leaves_no_server_serving_its_token(tmp_pat
             return True
         return False
     eventually(refused, timeout_s=15, what="the orphaned server gone")
+
+
+def test_listening_everywhere_without_an_address_for_the_url_is_a_settings_error():
+    from agent.vm.agent import _notebook_uid
+    from agent.vm.settings import SettingsError, VmAgentSettings
+
+    with pytest.raises(SettingsError, match="notebook_url_host"):
+        _notebook_uid(VmAgentSettings(notebook_host="0.0.0.0"))
+    assert _notebook_uid(VmAgentSettings(notebook_host="0.0.0.0", notebook_url_host="10.0.0.5", notebook_uid="none")) is None
