@@ -31,6 +31,7 @@ from controller.ownership import owned_instance
 from controller.states import Event, Status
 from controller.tables import JUPYTER, Attachment, ClientInstance, Instance, Slice
 
+
 def attach_instance(
     ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, client_id: str, *, request_id: str
 ) -> None:
