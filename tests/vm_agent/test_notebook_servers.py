@@ -53,6 +53,8 @@ def test_a_serving_notebook_gets_a_server_that_requires_its_token(follower, tmp_
     assert httpx.get(actual.url + "api/status").status_code == 403
     assert httpx.get(actual.url + "api/status", headers={"Authorization": "token wrong"}).status_code == 403
     assert httpx.get(actual.url + "api/status", headers={"Authorization": f"token {TOKEN}"}).status_code == 200
+    opened = httpx.get(actual.url, params={"token": TOKEN}, follow_redirects=True)  # as a browser opens JupyterUrl
+    assert opened.status_code == 200 and opened.url.path == "/lab" and "JupyterLab" in opened.text
     home = tmp_path / "notebooks" / INSTANCE
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     server_pids = _pids_with(str(home))
