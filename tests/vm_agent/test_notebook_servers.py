@@ -107,6 +107,10 @@ def test_sandbox_uid_is_the_agents_own_unless_it_is_root():
     uid, why = sandbox_uid("auto", "/usr/bin/python3")
     if os.geteuid() != 0:
         assert uid is None and "own user" in why
+        with pytest.raises(ValueError, match="root"):
+            sandbox_uid("62001", "/usr/bin/python3")
+    else:  # another interpreter everyone can read: a uid of its own
+        assert uid == 62000 and sandbox_uid("62001", "/usr/bin/python3")[0] == 62001
     assert sandbox_uid("none", "/usr/bin/python3")[0] is None
 
 
