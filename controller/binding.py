@@ -33,6 +33,7 @@ from controller.ownership import owned_instance
 from controller.states import CATEGORY_EAI, CATEGORY_JUPYTER, Event, Status, shown_status
 from controller.tables import Attachment, ClientInstance, Instance, Slice
 
+
 def attach_instance(
     ctx: ControllerContext, account_id: str, region_id: str, instance_id: str, client_id: str, *, request_id: str
 ) -> None:

@@ -221,6 +221,10 @@ class VmAgent:
 
 
 def _notebook_uid(settings: VmAgentSettings) -> int | None:
+    """The uid notebook servers run as; SettingsError for a uid the agent cannot use or a URL nobody could open."""
+    if settings.notebook_host in ("0.0.0.0", "::") and not settings.notebook_url_host:
+        raise SettingsError(f"notebook_host {settings.notebook_host} listens everywhere: set notebook_url_host to the "
+                            "address users reach this VM at, for DescribeEais JupyterUrl")
     try:
         uid, why = sandbox_uid(settings.notebook_uid, sys.executable)
     except ValueError as error:

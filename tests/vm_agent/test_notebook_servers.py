@@ -53,6 +53,8 @@ def test_a_serving_notebook_gets_a_server_that_requires_its_token(follower, tmp_
     assert httpx.get(actual.url + "api/status").status_code == 403
     assert httpx.get(actual.url + "api/status", headers={"Authorization": "token wrong"}).status_code == 403
     assert httpx.get(actual.url + "api/status", headers={"Authorization": f"token {TOKEN}"}).status_code == 200
+    opened = httpx.get(actual.url, params={"token": TOKEN}, follow_redirects=True)  # as a browser opens JupyterUrl
+    assert opened.status_code == 200 and opened.url.path == "/lab" and "JupyterLab" in opened.text
     home = tmp_path / "notebooks" / INSTANCE
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     server_pids = _pids_with(str(home))
@@ -105,6 +107,10 @@ def test_sandbox_uid_is_the_agents_own_unless_it_is_root():
     uid, why = sandbox_uid("auto", "/usr/bin/python3")
     if os.geteuid() != 0:
         assert uid is None and "own user" in why
+        with pytest.raises(ValueError, match="root"):
+            sandbox_uid("62001", "/usr/bin/python3")
+    else:  # another interpreter everyone can read: a uid of its own
+        assert uid == 62000 and sandbox_uid("62001", "/usr/bin/python3")[0] == 62001
     assert sandbox_uid("none", "/usr/bin/python3")[0] is None
 
 
@@ -152,3 +158,12 @@ def test_an_agent_killed_with_sigkill_leaves_no_server_serving_its_token(tmp_pat
             return True
         return False
     eventually(refused, timeout_s=15, what="the orphaned server gone")
+
+
+def test_listening_everywhere_without_an_address_for_the_url_is_a_settings_error():
+    from agent.vm.agent import _notebook_uid
+    from agent.vm.settings import SettingsError, VmAgentSettings
+
+    with pytest.raises(SettingsError, match="notebook_url_host"):
+        _notebook_uid(VmAgentSettings(notebook_host="0.0.0.0"))
+    assert _notebook_uid(VmAgentSettings(notebook_host="0.0.0.0", notebook_url_host="10.0.0.5", notebook_uid="none")) is None

@@ -134,7 +134,7 @@ def _write_config(files: ServerFiles, launch: NotebookLaunch, token: str) -> Non
         "IdentityProvider": {"token": token},
         "ServerApp": {
             "ip": launch.bind_host, "port": files.port, "port_retries": 0, "open_browser": False,
-            "root_dir": str(files.home), "allow_remote_access": True,
+            "root_dir": str(files.home), "allow_remote_access": True, "default_url": "/lab",  # JupyterLab's UI
             "allow_root": files.uid is None and os.geteuid() == 0,  # only where no uid of its own could be had
         },
     }
