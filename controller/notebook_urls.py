@@ -15,8 +15,8 @@ from urllib.parse import quote
 from sqlalchemy import Connection, bindparam, select
 
 from controller.key_store import SecretBox
-from controller.states import Status
-from controller.tables import JUPYTER, Notebook
+from controller.states import CATEGORY_JUPYTER, Status
+from controller.tables import Notebook
 
 _SERVERS = select(Notebook.instance_id, Notebook.server_url, Notebook.server_attachment_id,
                   Notebook.token_ciphertext).where(Notebook.instance_id.in_(bindparam("ids", expanding=True)))
@@ -24,7 +24,7 @@ _SERVERS = select(Notebook.instance_id, Notebook.server_url, Notebook.server_att
 
 def notebook_urls(conn: Connection, box: SecretBox, rows: Sequence[Any]) -> dict[str, str]:
     """``{instance id: "http://host:port/?token=..."}`` for the running notebooks among ``rows`` (instances)."""
-    running = {row.id: row.attachment_id for row in rows if row.category == JUPYTER and row.status == Status.IN_USE}
+    running = {row.id: row.attachment_id for row in rows if row.category == CATEGORY_JUPYTER and row.status == Status.IN_USE}
     if not running:
         return {}
     urls: dict[str, str] = {}

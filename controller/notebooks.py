@@ -31,8 +31,8 @@ from controller.errors import EaisError, InvalidEaiStatus, InvalidInstanceType, 
 from controller.lifecycle import apply, status_race_refused
 from controller.ownership import owned_instance
 from controller.provisioning import CreateRequest, create_instance
-from controller.states import Event, Status
-from controller.tables import JUPYTER, ClientInstance, Instance, Notebook
+from controller.states import CATEGORY_JUPYTER, Event, Status
+from controller.tables import ClientInstance, Instance, Notebook
 
 # CreateEaiJupyter.EaisType accepts only this type (reference 1a, [META]).
 NOTEBOOK_TYPES: tuple[str, ...] = ("eais.ei-a6.2xlarge",)
@@ -103,7 +103,7 @@ def stop_notebook(ctx: ControllerContext, account_id: str, region_id: str, insta
 
 def _owned_notebook(session: Session, account_id: str, region_id: str, instance_id: str) -> tuple[Instance, Notebook]:
     instance = owned_instance(session, account_id, region_id, instance_id)
-    notebook = session.get(Notebook, instance.id) if instance.category == JUPYTER else None
+    notebook = session.get(Notebook, instance.id) if instance.category == CATEGORY_JUPYTER else None
     if notebook is None:
         raise InvalidEaiStatus(f"The instance {instance_id} is not a notebook (Category {instance.category}); "
                                "StartEaiJupyter and StopEaiJupyter apply to instances made by CreateEaiJupyter.")

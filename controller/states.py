@@ -169,13 +169,13 @@ def recovery_event(category: str) -> Event:
 
 # Share of the type's price billed per second in each status (product-rules.md §3; README "Lifecycle and
 # billing"): the full price while a slice is held for an EAI instance or a worker may run for an EI one
-# (Stopping too: a notebook's worker still holds the slice, as in Detaching; Stopped is not billed: nothing runs);
-# RESERVE_SHARE while an EI instance holds its slice with no worker (Bindable, Bound): StopEaisEi saves the rest.
+# (Stopping too: a notebook's worker still holds the slice, as in Detaching); RESERVE_SHARE while an instance
+# holds its slice with no worker (EI Bindable and Bound, a Stopped notebook): StopEaisEi and StopEaiJupyter save the rest.
 RESERVE_SHARE = Fraction(1, 5)
 BILLED_SHARE: dict[Status, Fraction] = {
     AVAILABLE: Fraction(1), ATTACHING: Fraction(1), IN_USE: Fraction(1), DETACHING: Fraction(1),
     STARTING_WORKER: Fraction(1), STOPPING_WORKER: Fraction(1), BINDABLE: RESERVE_SHARE, EI_BOUND: RESERVE_SHARE,
-    STOPPING: Fraction(1),
+    STOPPING: Fraction(1), STOPPED: RESERVE_SHARE,
 }
 # Billed at all (at the full price or the reserve share).
 BILLABLE: frozenset[Status] = frozenset(BILLED_SHARE)

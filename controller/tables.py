@@ -105,9 +105,6 @@ class ClientInstance(AgentPresence, table=True):
     tf_endpoint: str = Field(default="", max_length=255)
 
 
-JUPYTER = "jupyter"  # Instance.category of a notebook (CreateEaiJupyter); ordinary instances are "eais"
-
-
 class Instance(SQLModel, table=True):
     """An EAIS instance. ``status`` is written only by ``controller.lifecycle.apply``."""
 

@@ -4,8 +4,8 @@ timeouts, on a real SQLite file.
 
 The model is written from the README's notebook rules, not from ``controller.states``. After every step:
 statuses and hosting VMs match the database, each instance's log is the sequence of (from, event, to) the
-model expected, billing over the log equals the model's billed time (Available, Attaching, InUse, Stopping;
-never Stopped), JupyterUrl is shown exactly while InUse, and each VM is told to serve exactly the notebooks
+model expected, billing over the log equals the model's billed time and amount (Available, Attaching, InUse,
+Stopping at the full price; Stopped at the reserve share, 1/5), JupyterUrl is shown exactly while InUse, and each VM is told to serve exactly the notebooks
 that are Attaching or InUse on it.
 """
 
@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from controller.agent_link.actual_state import (
 )
 from controller.agent_link.desired_state import vm_desired_state
 from controller.agent_link.notebook_reports import NotebookReport, ServerState, apply_notebook_reports
-from controller.billing import billed_intervals
+from controller.billing import amount_micro, billed_intervals, hourly_items
 from controller.clock import US_PER_S, FakeClock
 from controller.context import ControllerContext
 from controller.errors import EaisError, InstanceNotFound, InvalidEaiStatus, NoResources
@@ -52,7 +53,9 @@ from tests.fleet_rows import REGION, add_client, add_node
 
 P, A, AT, U, X, R = Status.PENDING, Status.AVAILABLE, Status.ATTACHING, Status.IN_USE, Status.UNAVAILABLE, Status.RELEASED
 STOPPING, STOPPED = Status.STOPPING, Status.STOPPED
-BILLED = frozenset({A, AT, U, STOPPING})
+FULL_PRICE = frozenset({A, AT, U, STOPPING})
+RESERVE = frozenset({STOPPED})  # the slice stays held for the notebook: 1/5 of the price
+PRICE = Decimal("3600")  # CNY per hour: one micro-CNY per billed microsecond
 TYPE = "eais.ei-a6.2xlarge"
 VMS = ("i-nb-a", "i-nb-b")
 SLICES = 3
@@ -72,7 +75,8 @@ class ModelNotebook:
     since_us: int = 0
     done: set[str] = field(default_factory=set)  # of worker / channel / server while Attaching; node / channel while Stopping
     log: list[tuple[Status | None, Event, Status]] = field(default_factory=list)
-    billed_us: int = 0
+    full_us: int = 0
+    reserve_us: int = 0
 
 
 class NotebookMachine(RuleBasedStateMachine):
@@ -242,8 +246,10 @@ class NotebookMachine(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from([1, 1, 5, 5, 30, 30, 90, 121, 3600]))
     def time_passes(self, seconds: int) -> None:
         for nb in self.notebooks.values():
-            if nb.status in BILLED:
-                nb.billed_us += seconds * US_PER_S
+            if nb.status in FULL_PRICE:
+                nb.full_us += seconds * US_PER_S
+            elif nb.status in RESERVE:
+                nb.reserve_us += seconds * US_PER_S
         self.clock.advance(seconds)
         time_out_stuck_instances(self.ctx)
         for nb in self.notebooks.values():
@@ -259,13 +265,17 @@ class NotebookMachine(RuleBasedStateMachine):
             log = list(session.exec(select(Transition).order_by(Transition.id)).all())
         now = self.clock.now_us()
         billed = billed_intervals(log, until_us=now)
+        items = hourly_items(log, {TYPE: PRICE}, 0, now)
         for nb in self.notebooks.values():
             row = self._row(nb)
             assert row.status == nb.status, (nb.id, row.status, nb.status, nb.log)
             assert row.client_instance_id == (nb.vm if nb.status in (AT, U, STOPPING) else None)
             own = [(t.from_status, t.event, t.to_status) for t in log if t.instance_id == nb.id]
             assert own == [(f.value if f else None, e.value, t.value) for f, e, t in nb.log]
-            assert sum(end - start for start, end in billed.get(nb.id, [])) == nb.billed_us, nb.log
+            assert sum(end - start for start, end in billed.get(nb.id, [])) == nb.full_us + nb.reserve_us, nb.log
+            own_items = [i for i in items if i.instance_id == nb.id]
+            expected = amount_micro(nb.full_us + Fraction(nb.reserve_us, 5), PRICE)
+            assert abs(sum(i.amount_micro for i in own_items) - expected) <= len(own_items), nb.log  # rounded per item
 
     @invariant()
     def the_url_is_shown_exactly_while_in_use_and_vms_serve_exactly_what_is_starting_or_running(self) -> None:
@@ -294,7 +304,7 @@ def test_the_machine_walks_a_notebook_through_its_whole_life():
         machine.time_passes(3600)
         machine.stop(0)
         machine.agents_report_progress(0, 2, 3)
-        machine.time_passes(3600)  # Stopped: not billed
+        machine.time_passes(3600)  # Stopped: billed at the reserve share
         machine.database_agrees_with_the_model()
         machine.start(0)
         machine.agents_report_progress(0, 0, 3)

@@ -10,6 +10,7 @@ from controller.api.environment_param import environment
 from controller.api.instance_actions import region_of
 from controller.notebooks import create_notebook, start_notebook, stop_notebook
 from controller.provisioning import CreateRequest
+from controller.states import CATEGORY_JUPYTER
 from controller.tagging import check_resource_group
 
 
@@ -26,7 +27,7 @@ def create_eai_jupyter(call: ActionCall) -> dict[str, Any]:
         vswitch_id=p.identifier(params, "VSwitchId"),
         tags=tuple((k, v or "") for k, v in p.tags(params)),
         client_token=p.client_token(params),
-        category="jupyter",
+        category=CATEGORY_JUPYTER,
         environment=environment(params),
     )
     instance_id = create_notebook(call.ctx, call.account_id, request, request_id=call.request_id)

@@ -86,6 +86,17 @@ def test_stopping_an_ei_instance_saves_four_fifths_of_the_price_while_stopped():
     assert full.billed_us == reserve.billed_us == US_PER_HOUR  # time billed at any share; the amount says which
 
 
+def test_a_stopped_notebook_pays_the_reserve_share_and_stopping_the_full_price():
+    rows = log("nb-1", (Status.IN_USE, at(10)), (Status.STOPPING, at(10, 30)), (Status.STOPPED, at(10, 31)),
+               (Status.RELEASED, at(11, 31)))
+
+    items = hourly_items(rows, PRICES, at(0), at(24))
+
+    # hour 10: InUse 30 min + Stopping 1 min at 12 CNY/h, Stopped 29 min at 1/5; hour 11: Stopped 31 min at 1/5
+    assert [(i.billed_us, i.amount_micro) for i in items] == [
+        (60 * MINUTE_US, 6_200_000 + 1_160_000), (31 * MINUTE_US, 1_240_000)]
+
+
 def test_items_carry_the_account_and_instance_type_of_the_log():
     rows = created_available_at("i-1", at(10), account_id="acct-9", instance_type="eais.ei-a6.medium")
 

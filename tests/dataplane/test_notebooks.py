@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from decimal import Decimal
+from fractions import Fraction
 
 import httpx
 import pytest
@@ -16,7 +17,8 @@ from aliyunsdkeais.request.v20190624.StartEaiJupyterRequest import StartEaiJupyt
 from sqlmodel import select
 
 from controller.accounts import create_account
-from controller.billing import billed_intervals
+from controller.billing import amount_micro, hourly_items
+from controller.ledger import price_table
 from controller.tables import ClientInstance, Transition
 from eais_cli.local_cluster import REGION, VSWITCH
 from eais_cli.sdk import client_from_credentials, describe
@@ -103,9 +105,13 @@ def test_a_notebook_runs_remote_tf_on_its_accelerator_stops_unbilled_starts_agai
         with pytest.raises(httpx.TransportError):
             httpx.get(base + "api/status", headers={"Authorization": f"token {token}"}, timeout=5)
         time.sleep(1.0)
-        spans = billed_spans(cluster, instance)
         stopped_at = last_transition(cluster, instance, "Stopped").at_us
-        assert spans[-1][1] == stopped_at  # billing ends when it is Stopped, and stays off
+        now_us = time.time_ns() // 1000
+        stopped_items = hourly_items(transitions(cluster, instance), price_table(cluster.ctx.settings), stopped_at, now_us)
+        stopped_price = price_table(cluster.ctx.settings)[NOTEBOOK_TYPE]
+        assert sum(i.billed_us for i in stopped_items) == now_us - stopped_at  # Stopped holds the slice: billed ...
+        assert abs(sum(i.amount_micro for i in stopped_items)
+                   - amount_micro(Fraction(now_us - stopped_at, 5), stopped_price)) <= len(stopped_items)  # ... at 1/5
 
         v2 = AcsClient(eais.credentials["AccessKeyId"], eais.credentials["AccessKeySecret"], REGION)
         v2.add_endpoint(REGION, "eais", eais.credentials["Endpoint"].split("://")[-1])
@@ -115,7 +121,10 @@ def test_a_notebook_runs_remote_tf_on_its_accelerator_stops_unbilled_starts_agai
         v2.do_action_with_exception(start)
         again = wait_for(client, instance, "InUse")
         assert run_on_accelerator(again.jupyter_url)["max_diff"] < 1e-4
-        assert billed_spans(cluster, instance)[-1][0] > stopped_at  # billed again from the restart only
+        restarted_at, now_us = last_transition(cluster, instance, "Attaching").at_us, time.time_ns() // 1000
+        running = hourly_items(transitions(cluster, instance), price_table(cluster.ctx.settings), restarted_at, now_us)
+        assert abs(sum(i.amount_micro for i in running)  # the full price again from the restart
+                   - amount_micro(now_us - restarted_at, stopped_price)) <= len(running)
     finally:
         client.delete_eai(models.DeleteEaiRequest(region_id=REGION, elastic_accelerated_instance_id=instance,
                                                   force=True))
@@ -149,6 +158,3 @@ def transitions(cluster, instance: str) -> list[Transition]:
 def last_transition(cluster, instance: str, to_status: str) -> Transition:
     return [row for row in transitions(cluster, instance) if row.to_status == to_status][-1]
 
-
-def billed_spans(cluster, instance: str) -> list[tuple[int, int]]:
-    return billed_intervals(transitions(cluster, instance), until_us=time.time_ns() // 1000).get(instance, [])

@@ -4,6 +4,7 @@ the agents would send, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 from sqlmodel import select
@@ -11,8 +12,9 @@ from sqlmodel import select
 from controller.agent_link.actual_state import ChannelReport, ChannelState, WorkerState, apply_vm_report
 from controller.agent_link.desired_state import vm_desired_state
 from controller.agent_link.notebook_reports import ServerState
-from controller.billing import billed_intervals
+from controller.billing import hourly_items
 from controller.binding import attach_instance, detach_instance
+from controller.clock import US_PER_S
 from controller.errors import ClientNotFound, InstanceNotFound, InvalidEaiStatus, InvalidInstanceType, NoPermission, NoResources
 from controller.notebooks import create_notebook, start_notebook, stop_notebook
 from controller.provisioning import CreateRequest, create_instance
@@ -123,7 +125,7 @@ def test_jupyter_url_carries_the_token_only_while_in_use_and_only_for_the_owner(
     assert jupyter_url(ctx, account.account_id, instance_id) == ""
 
 
-def test_stop_releases_the_worker_and_ends_stopped_unbilled_then_start_binds_the_same_vm(ctx, account, fleet, clock):
+def test_stop_releases_the_worker_and_bills_stopped_at_the_reserve_share_then_start_binds_the_same_vm(ctx, account, fleet, clock):
     instance_id = new_notebook(ctx, account.account_id)
     run_to_in_use(ctx, instance_id)
     clock.advance(60)
@@ -136,8 +138,9 @@ def test_stop_releases_the_worker_and_ends_stopped_unbilled_then_start_binds_the
     assert (stopped.status, stopped.client_instance_id, stopped.slice_id is not None) == (Status.STOPPED, None, True)
     clock.advance(3600)
     log = transitions(ctx, instance_id)
-    spans = billed_intervals(log, until_us=ctx.clock.now_us())[instance_id]
-    assert spans[-1][1] == log[-1].at_us  # nothing billed for the hour Stopped
+    stopped_hour = hourly_items(log, {TYPE: Decimal("12")}, log[-1].at_us, log[-1].at_us + 3600 * US_PER_S)
+    assert sum(i.billed_us for i in stopped_hour) == 3600 * US_PER_S
+    assert abs(sum(i.amount_micro for i in stopped_hour) - 2_400_000) <= 1  # 1/5 of 12 CNY/h (rounded per item)
     start_notebook(ctx, account.account_id, REGION, instance_id, request_id="r")
     assert (row(ctx, instance_id).status, row(ctx, instance_id).client_instance_id) == (Status.ATTACHING, "i-vm1")
     run_to_in_use(ctx, instance_id)
