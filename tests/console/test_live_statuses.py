@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from controller.console.live import POLL_S, instance_events
 from controller.states import Event
 from controller.tables import Instance
 from tests.agent_link.builders import REGION, available_instance, begin_attach, move
+
+
+def _run_apart(coro):  # noqa: ANN001, ANN202 - Playwright's sync API leaves a loop running on this thread
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _statuses(event_text: str) -> dict[str, list[str]]:
@@ -32,7 +38,7 @@ def test_a_committed_change_reaches_the_stream_without_waiting_for_the_poll(ctx)
         await stream.aclose()
         return first, second, time.monotonic() - changed_at
 
-    first, second, delay_s = asyncio.run(watch())
+    first, second, delay_s = _run_apart(watch())
     assert first == {instance_id: ["Available", ""]}
     assert second == {instance_id: ["Attaching", "i-vm0001"]}
     assert delay_s < POLL_S, f"the change took {delay_s:.2f}s: the stream waited for its poll"
@@ -54,6 +60,6 @@ def test_changes_of_other_accounts_send_nothing(ctx):
         await asyncio.to_thread(move, ctx, instance_id, Event.RELEASE)
         return await watching
 
-    texts = asyncio.run(both())
+    texts = _run_apart(both())
     assert account_id != "another-account"
     assert [_statuses(text) for text in texts] == [{}], texts
