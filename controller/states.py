@@ -125,7 +125,7 @@ TRANSITIONS: dict[tuple[Status | None, Event], Status] = {
     **{(s, Event.RELEASE): RELEASED for s in (PENDING, STARTING, AVAILABLE, ATTACHING, IN_USE, DETACHING, UNAVAILABLE)},
     # --- jupyter block (issue 12, notebooks): a notebook stops and starts instead of detaching ---
     (IN_USE, Event.NOTEBOOK_STOP): STOPPING,  # the server stops, the worker is released
-    (AVAILABLE, Event.NOTEBOOK_STOP): STOPPED,  # nothing runs (a start that failed): stop billing at once
+    (AVAILABLE, Event.NOTEBOOK_STOP): STOPPED,  # nothing runs (a start that failed): the reserve share from now on
     (STOPPING, Event.DETACH_DONE): STOPPED,
     (STOPPING, Event.DETACH_TIMEOUT): UNAVAILABLE,
     (STOPPED, Event.ATTACH): ATTACHING,  # StartEaiJupyter binds the notebook's VM again

@@ -120,7 +120,7 @@ def release(
     profile: Profile = "", credentials: CredentialsFile = None, endpoint: Endpoint = "", region: Region = "",
     output: Output = OutputFormat.table,
 ) -> None:
-    """Release an instance (DeleteEai): billing stops. Without --force only when Available, InUse or Unavailable."""
+    """Release an instance (DeleteEai): billing stops. Without --force only when Available, InUse, Unavailable or Stopped."""
     cli = session(profile, credentials, endpoint, region, output)
     body = cli.call(lambda c: c.delete_eai(models.DeleteEaiRequest(
         region_id=cli.region, elastic_accelerated_instance_id=instance_id, force=force))).body

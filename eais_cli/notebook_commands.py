@@ -63,7 +63,7 @@ def stop(
     profile: Profile = "", credentials: CredentialsFile = None, endpoint: Endpoint = "", region: Region = "",
     output: Output = OutputFormat.table,
 ) -> None:
-    """Stop a notebook (StopEaiJupyter): its server stops, its accelerator's worker is released, billing stops."""
+    """Stop a notebook (StopEaiJupyter): its server stops and its worker is released; 1/5 of the price while stopped."""
     cli = session(profile, credentials, endpoint, region, output)
     cli.call(lambda c: c.stop_eai_jupyter(models.StopEaiJupyterRequest(region_id=cli.region, instance_id=instance_id)))
     _report(cli, instance_id, STOPPED if wait else None, timeout)
