@@ -62,6 +62,8 @@ def up(
         for name, port in (("node agent", node_metrics_port), ("VM agent", agent_metrics_port)):
             if port:
                 say(f"metrics: {name} http://127.0.0.1:{port}/metrics")
+        say(f"console: http://{cluster.endpoint}/console/ (sign in with the AccessKey in credentials.json; "
+            f"operators at /console/operator/ with the token in {cluster.ctx.settings.resolved_state_dir() / 'admin.token'})")
         say(f"ready: EAIS API http://{cluster.endpoint}/  TensorFlow endpoint {cluster.tf_endpoint}  (Ctrl-C stops)")
         if demo:
             run_demo(cluster)
