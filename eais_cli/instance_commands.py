@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from alibabacloud_eais20190624 import models
 
 from eais_cli.options import CredentialsFile, Endpoint, Output, Profile, Region, Session, Timeout, Wait, session
 from eais_cli.output import OutputFormat, exits, print_json, print_table
+from eais_cli.service import describe_one
 from eais_cli.waiting import ATTACHED, CREATED, DETACHED, Goal, wait_for
 
 Tags = Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE (repeat for several)")]
@@ -160,9 +160,8 @@ def report_instance(cli: Session, instance_id: str, goal: Goal | None, timeout_s
     """Print the instance's ID (and status); with a goal, wait for it first."""
     seconds = wait_for(cli.client, cli.creds.endpoint, cli.region, instance_id, goal, timeout_s) if goal else None
     if cli.json:
-        found = cli.call(lambda c: c.describe_eais(models.DescribeEaisRequest(
-            region_id=cli.region, elastic_accelerated_instance_ids=json.dumps([instance_id])))).body.instances.instance
-        print_json({"ElasticAcceleratedInstanceId": instance_id, "Status": found[0].status if found else "Released",
+        found = cli.call(lambda c: describe_one(c, cli.region, instance_id))
+        print_json({"ElasticAcceleratedInstanceId": instance_id, "Status": found.status if found else "Released",
                     **({"WaitedSeconds": round(seconds, 2)} if seconds is not None else {})})
     elif goal:
         print(f"{instance_id} {goal.target} after {seconds:.1f} s")

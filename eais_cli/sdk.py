@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from alibabacloud_eais20190624 import models
 from alibabacloud_eais20190624.client import Client
 from alibabacloud_tea_openapi import models as open_api
+
+from eais_cli.service import describe_one
 
 
 def client_from_credentials(credentials: dict[str, str]) -> Client:
@@ -19,11 +20,10 @@ def client_from_credentials(credentials: dict[str, str]) -> Client:
 
 
 def describe(client: Client, region_id: str, instance_id: str) -> Any:
-    request = models.DescribeEaisRequest(region_id=region_id, elastic_accelerated_instance_ids=f'["{instance_id}"]')
-    found = client.describe_eais(request).body.instances.instance
-    if not found:
+    found = describe_one(client, region_id, instance_id)
+    if found is None:
         raise LookupError(f"instance {instance_id} is not listed by DescribeEais")
-    return found[0]
+    return found
 
 
 def wait_for_status(client: Client, region_id: str, instance_id: str, wanted: str, timeout_s: float) -> float:
